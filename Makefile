@@ -1,0 +1,48 @@
+# kfop — the usual targets. `make run` starts kfop's main job; `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+# Built binaries and Go caches live outside the repo (see hack/control-plane/build.sh).
+export KFOP_CACHE ?= $(HOME)/.cache/kfop
+
+.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help
+
+all: build
+
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## Build kfop (debug).
+	$(CARGO) build
+
+release: ## Build kfop (release).
+	$(CARGO) build --release --locked
+
+control-plane: ## Build etcd, kube-apiserver and kube-controller-manager from source, once, into $(KFOP_CACHE).
+	hack/control-plane/build.sh >/dev/null
+
+test: lint control-plane ## Lint, then run every test (unit and cluster) on a local control plane.
+	KFOP_REQUIRE_CLUSTER=1 KFOP_CONTROL_PLANE_BIN="$$(hack/control-plane/build.sh)" $(CARGO) test --locked
+
+unit-test: ## Run the tests that need no cluster (cluster tests skip, saying so).
+	$(CARGO) test --locked
+
+lint: fmt clippy ## cargo fmt --check and clippy with warnings as errors.
+
+fmt:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+crds: ## Regenerate crds/ from the Rust types.
+	$(CARGO) run --quiet -- crds > crds/kfop.yaml
+
+run: control-plane ## Start a local control plane (or use $$KUBECONFIG's cluster) for kfop.
+	$(CARGO) run --quiet -- local-cluster --bin-dir "$$(hack/control-plane/build.sh)" --kubeconfig-out "$(KFOP_CACHE)/kubeconfig"
+
+image: ## Build the container image (needs a Docker engine).
+	docker build -t kfop:dev .
+
+clean: ## Remove build output (not the control-plane cache).
+	$(CARGO) clean

@@ -1,0 +1,7 @@
+//! kfop: a Kubernetes operator for KfDef installs of Kubeflow, with its own job controllers.
+//!
+//! The library holds every piece the `kfop` binary runs; `docs/architecture.md` shows how they fit.
+
+pub mod control_plane;
+pub mod crds;
+pub mod http_client;

@@ -1,0 +1,148 @@
+//! The `kfop` command line.
+
+use clap::{Parser, Subcommand};
+use kfop::control_plane::{self, Binaries, ControlPlane};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::io::AsyncReadExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "kfop",
+    version,
+    about = "A Kubernetes operator for KfDef installs of Kubeflow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print kfop's version and the Kubernetes version it is built and tested against.
+    Version,
+    /// Print the CustomResourceDefinitions kfop defines, as YAML.
+    Crds,
+    /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
+    LocalCluster(LocalClusterArgs),
+}
+
+#[derive(clap::Args)]
+struct LocalClusterArgs {
+    /// Directory holding etcd, kube-apiserver and kube-controller-manager (built by `make control-plane`).
+    #[arg(long, env = "KFOP_CONTROL_PLANE_BIN")]
+    bin_dir: Option<PathBuf>,
+    /// Also write the admin kubeconfig to this path.
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+    /// Stop when standard input closes (for a parent process that owns the cluster).
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
+    /// Do not mark new pods Running and Ready (leave pod phases to the caller).
+    #[arg(long)]
+    no_fake_kubelet: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            // kube's client logs every refused connection; callers report the errors they act on.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version => {
+            println!(
+                "kfop {} (Kubernetes {})",
+                env!("CARGO_PKG_VERSION"),
+                control_plane::kubernetes_version()
+            );
+            Ok(())
+        }
+        Command::Crds => kfop::crds::to_yaml(&kfop::crds::all())
+            .map(|yaml| print!("{yaml}"))
+            .map_err(|e| format!("rendering CRDs: {e}")),
+        Command::LocalCluster(args) => local_cluster(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kfop: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {
+    let dir = args.bin_dir.unwrap_or_else(Binaries::default_dir);
+    let binaries = Binaries::in_dir(dir).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let mut plane = ControlPlane::start(&binaries)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut kubeconfig = plane.kubeconfig_path().to_path_buf();
+    if let Some(out) = &args.kubeconfig_out {
+        std::fs::copy(&kubeconfig, out)
+            .map_err(|e| format!("writing the kubeconfig to {}: {e}", out.display()))?;
+        kubeconfig = out.clone();
+    }
+    tracing::info!(
+        api_server = plane.api_server_url(),
+        dir = %plane.dir().display(),
+        seconds = started.elapsed().as_secs_f64(),
+        "local control plane ready"
+    );
+    println!("KUBECONFIG={}", kubeconfig.display());
+    eprintln!(
+        "point kubectl at it with: export KUBECONFIG={}",
+        kubeconfig.display()
+    );
+
+    if !args.no_fake_kubelet {
+        let client = plane.client().await.map_err(|e| e.to_string())?;
+        tokio::spawn(control_plane::kubelet::run_all_ready(client));
+    }
+    let outcome = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminated() => Ok(()),
+        _ = stdin_closed(), if args.exit_on_stdin_eof => Ok(()),
+        exited = component_exit(&mut plane) => Err(exited),
+    };
+    tracing::info!("stopping the local control plane");
+    plane.stop().await;
+    outcome
+}
+
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+async fn stdin_closed() {
+    let mut stdin = tokio::io::stdin();
+    let mut buffer = [0u8; 256];
+    while let Ok(n) = stdin.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+async fn component_exit(plane: &mut ControlPlane) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Some(exited) = plane.exited_component() {
+            return exited.to_string();
+        }
+    }
+}

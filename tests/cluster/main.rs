@@ -1,0 +1,4 @@
+//! Integration tests on a real control plane: one module per behaviour.
+
+mod control_plane;
+mod support;
