@@ -22,10 +22,10 @@ control-plane: ## Build etcd, kube-apiserver and kube-controller-manager from so
 	hack/control-plane/build.sh >/dev/null
 
 test: lint control-plane ## Lint, then run every test (unit and cluster) on a local control plane.
-	KFOP_REQUIRE_CLUSTER=1 KFOP_CONTROL_PLANE_BIN="$$(hack/control-plane/build.sh)" $(CARGO) test --locked
+	KFOP_REQUIRE_CLUSTER=1 KFOP_CONTROL_PLANE_BIN="$$(hack/control-plane/build.sh)" $(CARGO) test --locked --all-targets
 
 unit-test: ## Run the tests that need no cluster (cluster tests skip, saying so).
-	$(CARGO) test --locked
+	$(CARGO) test --locked --all-targets
 
 lint: fmt clippy ## cargo fmt --check and clippy with warnings as errors.
 

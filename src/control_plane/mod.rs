@@ -459,3 +459,75 @@ fn free_ports() -> Result<[u16; 4], Error> {
     }
     Ok(ports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(root: &Path) -> PkiFiles {
+        PkiFiles {
+            ca_cert: root.join("ca.crt"),
+            serving_cert: root.join("apiserver.crt"),
+            serving_key: root.join("apiserver.key"),
+            admin_cert: root.join("admin.crt"),
+            admin_key: root.join("admin.key"),
+            service_account_key: root.join("sa.key"),
+            service_account_public_key: root.join("sa.pub"),
+        }
+    }
+
+    #[test]
+    fn kubeconfig_round_trips_and_points_at_the_server() {
+        let files = files(Path::new("/pki"));
+        let yaml = serde_saphyr::to_string(&kubeconfig("https://127.0.0.1:6443", &files))
+            .expect("serialize");
+        let parsed = Kubeconfig::from_yaml(&yaml).expect("parse back");
+        let context = parsed.current_context.expect("current context");
+        let named = parsed
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .expect("context");
+        let cluster_name = &named.context.as_ref().expect("context body").cluster;
+        let cluster = parsed
+            .clusters
+            .iter()
+            .find(|c| &c.name == cluster_name)
+            .expect("cluster");
+        let cluster = cluster.cluster.as_ref().expect("cluster body");
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(
+            cluster.certificate_authority.as_deref(),
+            Some("/pki/ca.crt")
+        );
+        let user = parsed.auth_infos[0].auth_info.as_ref().expect("user");
+        assert_eq!(user.client_certificate.as_deref(), Some("/pki/admin.crt"));
+        assert_eq!(user.client_key.as_deref(), Some("/pki/admin.key"));
+    }
+
+    #[test]
+    fn missing_binaries_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("etcd"), "").expect("write");
+        match Binaries::in_dir(dir.path()) {
+            Err(Error::BinaryMissing { binary, .. }) => assert_eq!(binary, "kube-apiserver"),
+            other => panic!("expected a missing kube-apiserver, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports().expect("ports");
+        let unique: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(unique.len(), ports.len());
+        assert!(ports.iter().all(|&p| p != 0));
+    }
+
+    #[test]
+    fn kubernetes_version_is_a_release() {
+        let version = kubernetes_version();
+        let parts: Vec<_> = version.split('.').collect();
+        assert_eq!(parts.len(), 3, "{version}");
+        assert!(parts.iter().all(|p| p.parse::<u32>().is_ok()), "{version}");
+    }
+}
