@@ -24,8 +24,17 @@ enum Command {
     Version,
     /// Print the CustomResourceDefinitions kfop defines, as YAML.
     Crds,
+    /// Render a kustomization directory (like `kubectl kustomize DIR`).
+    Render(RenderArgs),
     /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
     LocalCluster(LocalClusterArgs),
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// The kustomization directory to build.
+    #[arg(short = 'k', long = "kustomize")]
+    kustomize: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -67,6 +76,7 @@ async fn main() -> ExitCode {
         Command::Crds => kfop::crds::to_yaml(&kfop::crds::all())
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| format!("rendering CRDs: {e}")),
+        Command::Render(args) => render(args),
         Command::LocalCluster(args) => local_cluster(args).await,
     };
     match result {
@@ -76,6 +86,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn render(args: RenderArgs) -> Result<(), String> {
+    let renderer = kfop::render::Renderer::new(None).map_err(|e| e.to_string())?;
+    let objects = renderer
+        .render(&args.kustomize)
+        .map_err(|e| e.to_string())?;
+    let text = kfop::render::yaml::to_yaml_stream(&objects).map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
 }
 
 async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {
