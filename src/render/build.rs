@@ -72,6 +72,11 @@ impl Renderer {
         })
     }
 
+    /// A renderer reading through `loader` (which may serve generated files).
+    pub fn with_loader(loader: Loader) -> Self {
+        Self { loader }
+    }
+
     /// Builds the kustomization in `dir` into its final objects, in output order.
     pub fn render(&self, dir: &Path) -> Result<Vec<Value>, RenderError> {
         let mut stack = Vec::new();
@@ -94,6 +99,9 @@ impl Renderer {
                 .pointer("/metadata/annotations/config.kubernetes.io~1local-config")
                 != Some(&Value::String("true".into()))
         });
+        for resource in &mut resources {
+            drop_empty_annotations(resource);
+        }
         sort::apply(&mut resources, top.sort_options.as_ref());
         Ok(resources.into_iter().map(|r| r.object).collect())
     }
@@ -286,7 +294,7 @@ impl Renderer {
         let file = FILE_NAMES
             .iter()
             .map(|name| dir.join(name))
-            .find(|path| path.is_file())
+            .find(|path| self.loader.is_file(path))
             .ok_or_else(|| RenderError::NoKustomization(dir.to_path_buf()))?;
         let text = self.loader.read_text(&file)?;
         let document = yaml::parse_document(&text).map_err(|source| RenderError::Yaml {
@@ -436,6 +444,21 @@ fn set_or_remove(metadata: &mut Map<String, Value>, key: &str, value: Map<String
         metadata.remove(key);
     } else {
         metadata.insert(key.into(), Value::Object(value));
+    }
+}
+
+/// kustomize clears its own bookkeeping annotations at the end, which removes a
+/// `metadata.annotations` that is null or empty.
+fn drop_empty_annotations(resource: &mut Resource) {
+    if let Some(Value::Object(metadata)) = resource.object.get_mut("metadata") {
+        let empty = match metadata.get("annotations") {
+            Some(Value::Null) => true,
+            Some(Value::Object(map)) => map.is_empty(),
+            _ => false,
+        };
+        if empty {
+            metadata.remove("annotations");
+        }
     }
 }
 

@@ -285,7 +285,7 @@ impl Kustomization {
 
 /// Renames keys that match a kustomization field name case-insensitively to that name (Go's JSON
 /// decoding, which kustomize uses, matches field names that way), except inside free-form maps.
-fn normalize_keys(value: Value) -> Value {
+pub fn normalize_keys(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()

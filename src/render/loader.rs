@@ -1,13 +1,16 @@
 //! Reads the files a render needs, refusing any that resolve outside the render's root.
 
 use super::RenderError;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// File access for one render.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Loader {
     /// Canonical directory every file must stay inside (`None`: no restriction).
     root: Option<PathBuf>,
+    /// Files that exist only in memory, or replace what is on disk, by canonical path.
+    overrides: BTreeMap<PathBuf, Vec<u8>>,
 }
 
 impl Loader {
@@ -17,7 +20,38 @@ impl Loader {
             Some(root) => Some(canonical(root)?),
             None => None,
         };
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            overrides: BTreeMap::new(),
+        })
+    }
+
+    /// Serves `content` for `path` instead of what is on disk (the file need not exist; its
+    /// directory must).
+    pub fn override_file(
+        &mut self,
+        path: &Path,
+        content: impl Into<Vec<u8>>,
+    ) -> Result<(), RenderError> {
+        let resolved = self.resolve_new(path)?;
+        self.overrides.insert(resolved, content.into());
+        Ok(())
+    }
+
+    /// Whether `path` is a file, on disk or overridden.
+    pub fn is_file(&self, path: &Path) -> bool {
+        self.resolve_new(path)
+            .is_ok_and(|p| self.overrides.contains_key(&p) || p.is_file())
+    }
+
+    /// Resolves a path whose last component may not exist yet.
+    fn resolve_new(&self, path: &Path) -> Result<PathBuf, RenderError> {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
+                Ok(self.resolve(parent)?.join(name))
+            }
+            _ => self.resolve(path),
+        }
     }
 
     /// The canonical form of `path`, checked against the root.
@@ -36,6 +70,11 @@ impl Loader {
 
     /// The bytes of a file.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, RenderError> {
+        if let Ok(virtual_path) = self.resolve_new(path)
+            && let Some(content) = self.overrides.get(&virtual_path)
+        {
+            return Ok(content.clone());
+        }
         let resolved = self.resolve(path)?;
         std::fs::read(&resolved).map_err(|source| RenderError::Read {
             path: path.to_path_buf(),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod fieldspec;
 pub mod generators;
 pub mod hash;
+pub mod kfctl;
 pub mod kustomization;
 pub mod loader;
 pub mod resource;
