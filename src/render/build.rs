@@ -275,14 +275,7 @@ impl Renderer {
             "commonAnnotations",
         )?;
         replicas::apply(resources, &k.replicas, &config.replicas)?;
-        let builtin_images = TransformerConfig::builtin().images;
-        let extra_image_specs: Vec<_> = config
-            .images
-            .iter()
-            .filter(|s| !builtin_images.contains(s))
-            .cloned()
-            .collect();
-        images::apply(resources, &k.images, &extra_image_specs)?;
+        images::apply(resources, &k.images, &config.images)?;
         Ok(())
     }
 

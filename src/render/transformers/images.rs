@@ -8,7 +8,8 @@ use regex::Regex;
 use serde_json::Value;
 
 /// Applies every `images` entry to every `containers`/`initContainers` list in every object but
-/// CRDs, and to the extra `specs` from `configurations`.
+/// CRDs, then again through the image field specs, as kustomize does (so a `tagSuffix` lands twice
+/// on fields both reach, exactly like `kubectl kustomize`).
 pub fn apply(
     resources: &mut [Resource],
     entries: &[ImageArgs],
