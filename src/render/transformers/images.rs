@@ -29,7 +29,12 @@ pub fn apply(
             }
             let gvk = resource.gvk();
             let origin = resource.origin.clone();
+            // The image filter never creates fields, whatever the spec says.
             for spec in specs.iter().filter(|s| s.applies_to(&gvk)) {
+                let spec = FieldSpec {
+                    create: false,
+                    ..spec.clone()
+                };
                 spec.visit(&mut resource.object, &mut |v: &mut Value| {
                     update_image(v, &pattern, entry);
                     Ok::<(), PathError>(())
