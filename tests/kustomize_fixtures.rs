@@ -19,17 +19,25 @@ fn fixtures_render_like_kubectl_kustomize() {
     let renderer = Renderer::new(Some(&root)).expect("renderer");
     let mut failures = Vec::new();
     for case in &cases {
-        let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let result = renderer.render(case);
         if let Ok(expected_error) = std::fs::read_to_string(case.join("expected-error.txt")) {
             match result {
-                Ok(_) => failures.push(format!("{name}: rendered, but should fail with {expected_error:?}")),
+                Ok(_) => failures.push(format!(
+                    "{name}: rendered, but should fail with {expected_error:?}"
+                )),
                 Err(e) if e.to_string().contains(expected_error.trim()) => {}
-                Err(e) => failures.push(format!("{name}: wrong error {e}, expected {expected_error:?}")),
+                Err(e) => failures.push(format!(
+                    "{name}: wrong error {e}, expected {expected_error:?}"
+                )),
             }
             continue;
         }
-        let expected_text = std::fs::read_to_string(case.join("expected.yaml")).expect("expected.yaml");
+        let expected_text =
+            std::fs::read_to_string(case.join("expected.yaml")).expect("expected.yaml");
         let expected = yaml::parse_documents(&expected_text).expect("expected.yaml parses");
         match result {
             Err(e) => failures.push(format!("{name}: {e}")),
@@ -40,6 +48,10 @@ fn fixtures_render_like_kubectl_kustomize() {
             Ok(_) => {}
         }
     }
-    println!("kustomize fixtures: {} of {} cases pass", cases.len() - failures.len(), cases.len());
+    println!(
+        "kustomize fixtures: {} of {} cases pass",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -3,11 +3,13 @@
 
 use super::config::{ConfigurationFile, TransformerConfig};
 use super::generators::{self, GeneratedKind};
-use super::kustomization::{FILE_NAMES, Kustomization, Var};
+use super::kustomization::{
+    FILE_NAMES, Kustomization, Replacement, ReplacementEntry, Var, normalize_keys,
+};
 use super::loader::Loader;
 use super::resource::Resource;
 use super::transformers::{
-    images, labels, name_affix, name_reference, namespace, replicas, sort, vars,
+    images, labels, name_affix, name_reference, namespace, replacements, replicas, sort, vars,
 };
 use super::{RenderError, hash, yaml};
 use serde_json::{Map, Value};
@@ -276,6 +278,38 @@ impl Renderer {
         )?;
         replicas::apply(resources, &k.replicas, &config.replicas)?;
         images::apply(resources, &k.images, &config.images)?;
+        let mut all_replacements = Vec::new();
+        for entry in &k.replacements {
+            match entry {
+                ReplacementEntry::Inline(replacement) => all_replacements.push(replacement.clone()),
+                ReplacementEntry::Path { path } => {
+                    let dir = file.parent().unwrap_or(Path::new("."));
+                    let text = self.loader.read_text(&dir.join(path))?;
+                    for document in
+                        yaml::parse_documents(&text).map_err(|source| RenderError::Yaml {
+                            path: dir.join(path),
+                            source,
+                        })?
+                    {
+                        let items = match document {
+                            Value::Array(items) => items,
+                            other => vec![other],
+                        };
+                        for item in items {
+                            let replacement: Replacement =
+                                serde_json::from_value(normalize_keys(item)).map_err(|e| {
+                                    RenderError::Invalid {
+                                        file: dir.join(path),
+                                        message: format!("not a replacement: {e}"),
+                                    }
+                                })?;
+                            all_replacements.push(replacement);
+                        }
+                    }
+                }
+            }
+        }
+        replacements::apply(resources, &all_replacements, &file.display().to_string())?;
         Ok(())
     }
 

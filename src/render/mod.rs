@@ -10,6 +10,7 @@ pub mod kfctl;
 pub mod kustomization;
 pub mod loader;
 pub mod resource;
+pub mod selector;
 pub mod transformers;
 pub mod yaml;
 

@@ -5,6 +5,7 @@ pub mod labels;
 pub mod name_affix;
 pub mod name_reference;
 pub mod namespace;
+pub mod replacements;
 pub mod replicas;
 pub mod sort;
 pub mod vars;

@@ -83,7 +83,7 @@ fn candidates_for<'a>(
             let id = candidate.id();
             id.gvk.is_cluster_scoped()
                 || id.effective_namespace() == referrer_id.effective_namespace()
-                || binding_namespaces.iter().any(|ns| *ns == id.namespace)
+                || binding_namespaces.contains(&id.namespace)
         })
         .collect())
 }
