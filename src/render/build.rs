@@ -11,7 +11,7 @@ use super::resource::Resource;
 use super::transformers::{
     images, labels, name_affix, name_reference, namespace, replacements, replicas, sort, vars,
 };
-use super::{RenderError, hash, yaml};
+use super::{RenderError, hash, openapi_crds, yaml};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -176,11 +176,18 @@ impl Renderer {
                 })?;
             acc.config.merge_file(&configuration);
         }
-        if !kustomization.crds.is_empty() {
-            return Err(RenderError::Unsupported {
-                file: file.clone(),
-                what: "field \"crds\" (OpenAPI definitions for custom kinds)".into(),
-            });
+        for path in &kustomization.crds {
+            let text = self.loader.read_text(&dir.join(path))?;
+            let document = yaml::parse_document(&text).map_err(|source| RenderError::Yaml {
+                path: dir.join(path),
+                source,
+            })?;
+            openapi_crds::load(&document, &mut acc.config).map_err(|message| {
+                RenderError::Invalid {
+                    file: dir.join(path),
+                    message,
+                }
+            })?;
         }
 
         let global = kustomization.generator_options.as_ref();

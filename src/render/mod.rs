@@ -9,6 +9,7 @@ pub mod hash;
 pub mod kfctl;
 pub mod kustomization;
 pub mod loader;
+pub mod openapi_crds;
 pub mod resource;
 pub mod selector;
 pub mod transformers;
