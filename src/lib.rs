@@ -6,3 +6,4 @@ pub mod control_plane;
 pub mod crds;
 pub mod http_client;
 pub mod kfdef;
+pub mod repos;
