@@ -12,13 +12,14 @@ mod unpack;
 
 pub use download::DownloadError;
 pub use source::{Location, LocationError};
-pub use unpack::{UnpackError, unpack};
+pub use unpack::UnpackError;
 
 use crate::kfdef::Repo;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use unpack::unpack;
 use url::Url;
 
 /// Limits, timeouts and retries for fetching archives.

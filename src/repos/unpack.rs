@@ -123,6 +123,12 @@ pub fn unpack(archive: impl Read, dest: &Path, max_bytes: u64) -> Result<PathBuf
         if !unpacked {
             return Err(UnpackError::UnsafePath { entry: raw_path });
         }
+        if matches!(
+            kind,
+            EntryType::Directory | EntryType::Regular | EntryType::Continuous
+        ) {
+            grant_owner_access(&dest.join(&raw_path), kind == EntryType::Directory)?;
+        }
     }
     if entries_seen == 0 {
         return Err(UnpackError::Empty);
@@ -130,6 +136,24 @@ pub fn unpack(archive: impl Read, dest: &Path, max_bytes: u64) -> Result<PathBuf
     let root = single_top_directory(dest)?.unwrap_or_else(|| dest.to_path_buf());
     check_links_stay_inside(&root)?;
     Ok(root)
+}
+
+/// Gives the owner read (and for directories write and search) access, so that an archive with
+/// read-only folders still unpacks and its files can be read.
+fn grant_owner_access(path: &Path, is_dir: bool) -> Result<(), UnpackError> {
+    use std::os::unix::fs::PermissionsExt;
+    let write_error = |error| UnpackError::Write {
+        path: path.to_path_buf(),
+        error,
+    };
+    let metadata = std::fs::symlink_metadata(path).map_err(write_error)?;
+    let mode = metadata.permissions().mode();
+    let wanted = mode | if is_dir { 0o700 } else { 0o400 };
+    if wanted != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))
+            .map_err(write_error)?;
+    }
+    Ok(())
 }
 
 /// Refuses a link whose target, read as a path, leaves the archive: symbolic link targets are relative
@@ -484,6 +508,42 @@ mod tests {
                 bytes.len()
             );
         }
+    }
+
+    #[test]
+    fn read_only_folders_and_unreadable_files_are_made_usable() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut builder = Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (path, kind, mode, data) in [
+            ("repo/", EntryType::Directory, 0o555, ""),
+            ("repo/sub/", EntryType::Directory, 0o000, ""),
+            ("repo/sub/a", EntryType::Regular, 0o000, "a"),
+        ] {
+            let mut header = Header::new_gnu();
+            header.set_path(path).expect("path");
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder.append(&header, data.as_bytes()).expect("append");
+        }
+        let bytes = builder.into_inner().expect("tar").finish().expect("gzip");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = unpack(bytes.as_slice(), dir.path(), LIMIT).expect("unpacks");
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&root), 0o755);
+        assert_eq!(mode(&root.join("sub")), 0o700);
+        assert_eq!(mode(&root.join("sub/a")), 0o400);
+        assert_eq!(
+            std::fs::read_to_string(root.join("sub/a")).expect("read"),
+            "a"
+        );
     }
 
     #[test]
