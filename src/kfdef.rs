@@ -127,6 +127,7 @@ pub struct Parameter {
 /// A platform plugin: an open object that kfop keeps unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct Plugin {
     /// The plugin's API version, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +143,10 @@ pub struct Plugin {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "open_object")]
     pub spec: Option<serde_json::Value>,
+    /// Any other fields, kept as written.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Plugin {
@@ -496,6 +501,7 @@ mod tests {
     #[test]
     fn plugins_keep_every_field() {
         let plugin = json!({"kind": "KfGcpPlugin", "metadata": {"name": "gcp", "creationTimestamp": null},
+                            "status": {"phase": "x"},
                             "spec": {"deploymentManagerConfig": {"repoRef": {"name": "manifests"}}, "x": [1, true]}});
         let parsed: Plugin = serde_json::from_value(plugin.clone()).expect("plugin");
         assert_eq!(parsed.name(), Some("gcp"));
@@ -509,8 +515,8 @@ mod tests {
         let text = serde_json::to_string(schema).expect("schema");
         assert_eq!(
             text.matches("x-kubernetes-preserve-unknown-fields").count(),
-            2,
-            "only plugin metadata and spec are open: {schema:#}"
+            3,
+            "only plugins, their metadata and their spec are open: {schema:#}"
         );
         let plugin = &schema["properties"]["spec"]["properties"]["plugins"]["items"];
         assert_eq!(

@@ -143,6 +143,32 @@ async fn every_corpus_kfdef_is_accepted_unchanged() {
 }
 
 #[tokio::test]
+async fn plugins_stay_open_and_other_fields_are_pruned() {
+    let Some(ns) = support::namespace("kfdef-open").await else {
+        return;
+    };
+    install_crds(&ns.client).await;
+    let plugin = json!({"kind": "KfExamplePlugin", "apiVersion": "kfdef.apps.kubeflow.org/v1",
+                        "metadata": {"name": "example", "labels": {"a": "b"}, "creationTimestamp": null},
+                        "spec": {"nested": {"list": [1, "two", {"three": null}]}},
+                        "extra": {"kept": true}});
+    let created = create(
+        &kfdefs(&ns),
+        &json!({"apiVersion": "kfdef.apps.kubeflow.org/v1", "kind": "KfDef",
+                "metadata": {"name": "open"},
+                "spec": {"plugins": [plugin], "notAField": 1,
+                         "repos": [{"name": "m", "uri": "/m", "typo": "x"}]}}),
+    )
+    .await;
+    assert_eq!(created.data["spec"]["plugins"][0], plugin);
+    assert_eq!(created.data["spec"].get("notAField"), None);
+    assert_eq!(
+        created.data["spec"]["repos"][0],
+        json!({"name": "m", "uri": "/m"})
+    );
+}
+
+#[tokio::test]
 async fn invalid_kfdefs_are_rejected() {
     let Some(ns) = support::namespace("kfdef-invalid").await else {
         return;
