@@ -10,7 +10,12 @@ const CORPUS: &str = "../shared/corpus/kubeflow-manifests-v1.0";
 fn corpus_dirs() -> Option<Vec<PathBuf>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
     let list = std::fs::read_to_string(root.join("dirs.txt")).ok()?;
-    Some(list.lines().filter(|l| !l.is_empty()).map(|l| root.join("tree").join(l)).collect())
+    Some(
+        list.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| root.join("tree").join(l))
+            .collect(),
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -25,14 +30,27 @@ fn bench(c: &mut Criterion) {
         .max_by_key(|d| renderer.render(d).map(|objects| objects.len()).unwrap_or(0))
         .cloned()
         .expect("at least one directory");
-    let name = largest.strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS).join("tree")).unwrap_or(&largest).display().to_string();
+    let name = largest
+        .strip_prefix(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(CORPUS)
+                .join("tree"),
+        )
+        .unwrap_or(&largest)
+        .display()
+        .to_string();
     c.bench_function(&format!("render largest corpus dir ({name})"), |b| {
         b.iter(|| renderer.render(&largest))
     });
     let mut group = c.benchmark_group("corpus");
     group.sample_size(10);
     group.bench_function("render all corpus dirs", |b| {
-        b.iter(|| dirs.iter().map(|d| renderer.render(d).is_ok()).filter(|ok| *ok).count())
+        b.iter(|| {
+            dirs.iter()
+                .map(|d| renderer.render(d).is_ok())
+                .filter(|ok| *ok)
+                .count()
+        })
     });
     group.finish();
 }

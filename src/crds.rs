@@ -1,10 +1,13 @@
 //! The CustomResourceDefinitions kfop defines, generated from its Rust types.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
-/// Every CRD kfop defines, in a stable order.
+/// Every CRD kfop defines, sorted by name.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    Vec::new()
+    let mut crds = vec![crate::kfdef::KfDef::crd()];
+    crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    crds
 }
 
 /// Renders CRDs as one multi-document YAML stream, the format of the files under `crds/`.
@@ -15,4 +18,18 @@ pub fn to_yaml(crds: &[CustomResourceDefinition]) -> Result<String, serde_saphyr
         out.push_str(&serde_saphyr::to_string(crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_crds_are_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/kfop.yaml");
+        let committed = std::fs::read_to_string(path).expect("crds/kfop.yaml");
+        let generated = super::to_yaml(&super::all()).expect("render CRDs");
+        assert!(
+            committed == generated,
+            "crds/kfop.yaml is stale: run `make crds` and commit the result"
+        );
+    }
 }

@@ -1,4 +1,5 @@
 //! Integration tests on a real control plane: one module per behaviour.
 
 mod control_plane;
+mod kfdef;
 mod support;
