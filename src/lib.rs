@@ -2,6 +2,7 @@
 //!
 //! The library holds every piece the `kfop` binary runs; `docs/architecture.md` shows how they fit.
 
+pub mod applications;
 pub mod control_plane;
 pub mod crds;
 pub mod http_client;

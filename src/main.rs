@@ -24,17 +24,30 @@ enum Command {
     Version,
     /// Print the CustomResourceDefinitions kfop defines, as YAML.
     Crds,
-    /// Render a kustomization directory (like `kubectl kustomize DIR`).
+    /// Render a KfDef's applications (-f) or a kustomization directory (-k, like `kubectl kustomize`).
     Render(RenderArgs),
     /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
     LocalCluster(LocalClusterArgs),
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "kustomize"])))]
 struct RenderArgs {
-    /// The kustomization directory to build.
+    /// A KfDef file: render each of its applications as the operator would.
+    #[arg(short = 'f', long = "filename")]
+    file: Option<PathBuf>,
+    /// A kustomization directory to build.
     #[arg(short = 'k', long = "kustomize")]
-    kustomize: PathBuf,
+    kustomize: Option<PathBuf>,
+    /// With -f: render only this application.
+    #[arg(long = "app", requires = "file")]
+    app: Option<String>,
+    /// With -f: write one file per application into this directory instead of printing.
+    #[arg(short = 'o', long = "output-dir", requires = "file")]
+    output_dir: Option<PathBuf>,
+    /// Where fetched repos are cached.
+    #[arg(long, env = "KFOP_REPO_CACHE")]
+    repo_cache: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -76,7 +89,7 @@ async fn main() -> ExitCode {
         Command::Crds => kfop::crds::to_yaml(&kfop::crds::all())
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| format!("rendering CRDs: {e}")),
-        Command::Render(args) => render(args),
+        Command::Render(args) => render(args).await,
         Command::LocalCluster(args) => local_cluster(args).await,
     };
     match result {
@@ -88,14 +101,69 @@ async fn main() -> ExitCode {
     }
 }
 
-fn render(args: RenderArgs) -> Result<(), String> {
-    let renderer = kfop::render::Renderer::new(None).map_err(|e| e.to_string())?;
-    let objects = renderer
-        .render(&args.kustomize)
-        .map_err(|e| e.to_string())?;
-    let text = kfop::render::yaml::to_yaml_stream(&objects).map_err(|e| e.to_string())?;
-    print!("{text}");
-    Ok(())
+async fn render(args: RenderArgs) -> Result<(), String> {
+    use kfop::render::yaml::to_yaml_stream;
+    if let Some(dir) = &args.kustomize {
+        let renderer = kfop::render::Renderer::new(None).map_err(|e| e.to_string())?;
+        let objects = renderer.render(dir).map_err(|e| e.to_string())?;
+        print!("{}", to_yaml_stream(&objects).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let Some(file) = &args.file else {
+        return Err("give -f KFDEF or -k DIR".into());
+    };
+    let parsed = kfop::kfdef::read_file(file).map_err(|e| e.to_string())?;
+    for field in &parsed.unknown_fields {
+        tracing::warn!(file = %file.display(), field, "unknown field ignored");
+    }
+    let mut kfdef = parsed.kfdef;
+    if let Some(app) = &args.app {
+        kfdef.spec.applications.retain(|a| &a.name == app);
+        if kfdef.spec.applications.is_empty() {
+            return Err(format!("{}: no application named {app:?}", file.display()));
+        }
+    }
+    let cache_dir = args
+        .repo_cache
+        .clone()
+        .unwrap_or_else(kfop::repos::RepoCache::default_dir);
+    let cache = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
+    let base = file.parent().map(std::path::Path::to_path_buf);
+    let rendered = kfop::applications::render(&kfdef, &cache, base.as_deref()).await;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut failures = Vec::new();
+    let mut first = true;
+    for (index, app) in rendered.iter().enumerate() {
+        let objects = match &app.result {
+            Ok(objects) => objects,
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        let text = to_yaml_stream(objects).map_err(|e| e.to_string())?;
+        match &args.output_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{index:02}-{}.yaml", app.name));
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            None => {
+                if !first {
+                    println!("---");
+                }
+                println!("# application: {}", app.name);
+                print!("{text}");
+                first = false;
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
 }
 
 async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {
