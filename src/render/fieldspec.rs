@@ -1,6 +1,7 @@
 //! Field specs: "in objects of this kind, the field at this path", kustomize's way of saying where
 //! a transformer writes. Paths are `/`-separated (`\/` escapes a slash inside a key); an element
-//! ending in `[]` names a list; lists met on the way are walked element by element.
+//! ending in `[]` names a list; lists met on the way are walked element by element, unless the
+//! path gives an index.
 
 use super::resource::Gvk;
 use serde_json::{Map, Value};
@@ -75,12 +76,20 @@ fn visit<E: From<PathError>>(
     };
     match node {
         Value::Null => Ok(()),
-        Value::Array(items) => {
-            for item in items {
-                visit(item, path, create, full, action)?;
+        // kustomize v5 refuses an index in a field-spec path; the kustomize kfctl used took it,
+        // and real Kubeflow manifests use it, so kfop reads it as the index it says.
+        Value::Array(items) => match head.parse::<usize>() {
+            Ok(index) => match items.get_mut(index) {
+                Some(item) => visit(item, rest, create, full, action),
+                None => Ok(()),
+            },
+            Err(_) => {
+                for item in items {
+                    visit(item, path, create, full, action)?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
+        },
         Value::Object(map) => {
             let (name, is_list) = match head.strip_suffix("[]") {
                 Some(name) => (name, true),
@@ -161,6 +170,17 @@ mod tests {
         assert_eq!(
             object,
             json!({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}})
+        );
+    }
+
+    #[test]
+    fn an_index_picks_one_element() {
+        let spec = FieldSpec::new("", "", "", "spec/containers/1/args/0", false);
+        let mut object = json!({"spec": {"containers": [{"args": ["a"]}, {"args": ["b", "c"]}]}});
+        set_all(&spec, &mut object, json!("z")).expect("walk");
+        assert_eq!(
+            object,
+            json!({"spec": {"containers": [{"args": ["a"]}, {"args": ["z", "c"]}]}})
         );
     }
 

@@ -38,6 +38,13 @@ impl Loader {
         Ok(())
     }
 
+    /// The files served from memory, by canonical path.
+    pub fn overrides(&self) -> impl Iterator<Item = (&Path, &[u8])> {
+        self.overrides
+            .iter()
+            .map(|(path, content)| (path.as_path(), content.as_slice()))
+    }
+
     /// Whether `path` is a file, on disk or overridden.
     pub fn is_file(&self, path: &Path) -> bool {
         self.resolve_new(path)
