@@ -342,6 +342,9 @@ pub struct InventoryEntry {
     /// The application that rendered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,
+    /// The object existed before kfop applied it: kfop manages its fields but never deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<bool>,
 }
 
 /// kfctl's record of a repo's local copy.

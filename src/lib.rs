@@ -7,5 +7,6 @@ pub mod control_plane;
 pub mod crds;
 pub mod http_client;
 pub mod kfdef;
+pub mod operator;
 pub mod render;
 pub mod repos;

@@ -26,6 +26,8 @@ enum Command {
     Crds,
     /// Render a KfDef's applications (-f) or a kustomization directory (-k, like `kubectl kustomize`).
     Render(RenderArgs),
+    /// Run the KfDef operator against the cluster of the current kubeconfig (or in-cluster config).
+    Run(RunArgs),
     /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
     LocalCluster(LocalClusterArgs),
 }
@@ -48,6 +50,22 @@ struct RenderArgs {
     /// Where fetched repos are cached.
     #[arg(long, env = "KFOP_REPO_CACHE")]
     repo_cache: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch KfDefs in this namespace only (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// How many KfDefs reconcile at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    /// Where fetched manifest repos are cached.
+    #[arg(long, env = "KFOP_REPO_CACHE")]
+    repo_cache: Option<PathBuf>,
+    /// Apply kfop's CRDs before starting (needs permission to manage CRDs).
+    #[arg(long)]
+    install_crds: bool,
 }
 
 #[derive(clap::Args)]
@@ -90,6 +108,7 @@ async fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| format!("rendering CRDs: {e}")),
         Command::Render(args) => render(args).await,
+        Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster(args).await,
     };
     match result {
@@ -128,8 +147,8 @@ async fn render(args: RenderArgs) -> Result<(), String> {
         .clone()
         .unwrap_or_else(kfop::repos::RepoCache::default_dir);
     let cache = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
-    let base = file.parent().map(std::path::Path::to_path_buf);
-    let rendered = kfop::applications::render(&kfdef, &cache, base.as_deref()).await;
+    // Relative repo paths resolve against the working directory, as they do for `kfop run`.
+    let rendered = kfop::applications::render(&kfdef, &cache, None).await;
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -164,6 +183,53 @@ async fn render(args: RenderArgs) -> Result<(), String> {
     } else {
         Err(failures.join("\n"))
     }
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    if args.install_crds {
+        install_crds(&client).await?;
+    }
+    let cache_dir = args
+        .repo_cache
+        .unwrap_or_else(kfop::repos::RepoCache::default_dir);
+    let repos = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
+    let options = kfop::operator::Options {
+        namespace: args.namespace,
+        concurrency: args.concurrency,
+    };
+    kfop::operator::run(client, repos, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Applies kfop's CRDs and waits until they are established.
+async fn install_crds(client: &kube::Client) -> Result<(), String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::{conditions, wait::await_condition};
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in kfop::crds::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("kfop").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(|e| format!("installing CRD {name}: {e}"))?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| format!("CRD {name} was not established within a minute"))?
+        .map_err(|e| format!("waiting for CRD {name}: {e}"))?;
+        tracing::info!(crd = %name, "CRD installed");
+    }
+    Ok(())
 }
 
 async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {

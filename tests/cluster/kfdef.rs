@@ -264,6 +264,7 @@ async fn status_subresource_keeps_conditions_applications_and_inventory() {
             namespace: Some(ns.name.clone()),
             name: "c".into(),
             application: Some("a".into()),
+            adopted: None,
         }],
         ..Default::default()
     };
