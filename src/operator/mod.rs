@@ -72,6 +72,11 @@ async fn reconcile(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 fn error_policy(kfdef: Arc<KfDef>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let waiting = matches!(error, Error::Finalizer(e) if matches!(**e, kube::runtime::finalizer::Error::CleanupFailed(ReconcileError::Deleting { .. })));
+    if waiting {
+        tracing::info!(kfdef = %kfdef.name_any(), %error, "deleting");
+        return Action::requeue(Duration::from_secs(1));
+    }
     tracing::warn!(kfdef = %kfdef.name_any(), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }

@@ -484,25 +484,31 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
         .map(|(k, (v, _))| (k, v))
         .collect();
     ordered.sort_by_key(|(k, _)| std::cmp::Reverse(wave(k)));
-    for (key, version) in &ordered {
-        if let Err(e) = ctx.cluster.delete(key, version).await {
-            tracing::warn!(object = %key, error = %e, "delete failed; will retry");
+    // Wave by wave, each finished before the next starts: custom objects are gone before their
+    // CRDs are deleted, everything else before its namespace.
+    for current in (0..=3u8).rev() {
+        let in_wave: Vec<&(ObjectKey, String)> =
+            ordered.iter().filter(|(k, _)| wave(k) == current).collect();
+        for (key, version) in &in_wave {
+            if let Err(e) = ctx.cluster.delete(key, version).await {
+                tracing::warn!(object = %key, error = %e, "delete failed; will retry");
+            }
         }
-    }
-    let mut remaining = Vec::new();
-    for (key, version) in &ordered {
-        match ctx.cluster.metadata(key, version).await {
-            Ok(None) => {}
-            Ok(Some(_)) => remaining.push(key.to_string()),
-            Err(e) => remaining.push(format!("{key} ({e})")),
+        let mut remaining = Vec::new();
+        for (key, version) in &in_wave {
+            match ctx.cluster.metadata(key, version).await {
+                Ok(None) => {}
+                Ok(Some(_)) => remaining.push(key.to_string()),
+                Err(e) => remaining.push(format!("{key} ({e})")),
+            }
         }
-    }
-    if let Some(example) = remaining.first() {
-        return Err(ReconcileError::Deleting {
-            kfdef: kfdef.name_any(),
-            count: remaining.len(),
-            example: example.clone(),
-        });
+        if let Some(example) = remaining.first() {
+            return Err(ReconcileError::Deleting {
+                kfdef: kfdef.name_any(),
+                count: remaining.len(),
+                example: example.clone(),
+            });
+        }
     }
     if let Ok(mut renders) = ctx.renders.lock() {
         renders.remove(&owner.uid);

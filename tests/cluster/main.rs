@@ -1,5 +1,12 @@
 //! Integration tests on a real control plane: one module per behaviour.
 
+mod bad_input;
+mod conflict;
 mod control_plane;
+mod finalizer;
 mod kfdef;
+mod operator_apply;
+mod operator_support;
+mod prune;
+mod self_heal;
 mod support;
