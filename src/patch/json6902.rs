@@ -63,15 +63,7 @@ impl Json6902Patch {
             serde_json::from_str::<Value>(text)
                 .map_err(|e| PatchError::InvalidJson6902(e.to_string()))?
         } else {
-            let options = serde_saphyr::options! {
-                strict_booleans: false,
-                legacy_octal_numbers: true,
-            };
-            serde_saphyr::from_multiple_with_options::<Value>(text, options)
-                .map_err(|e| PatchError::Yaml(e.to_string()))?
-                .into_iter()
-                .next()
-                .unwrap_or(Value::Null)
+            first_yaml_document(text)?
         };
         Json6902Patch::from_value(&value)
     }
@@ -359,4 +351,38 @@ fn remove(container: &mut Value, key: &str) -> Result<Value, Json6902Failure> {
         }
         _ => Err(Json6902Failure::DocumentNotContainer),
     }
+}
+
+/// The first YAML document of `text` (YAML 1.1 scalars), `null` if it is empty: what
+/// `sigs.k8s.io/yaml`'s `YAMLToJSON` reads.
+fn first_yaml_document(text: &str) -> Result<Value, PatchError> {
+    let is_marker = |line: &str| {
+        line.strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+    };
+    let has_content = |lines: &[&str]| {
+        lines.iter().any(|l| {
+            let t = l.trim_start();
+            !(t.is_empty() || t.starts_with('#') || l.starts_with('%'))
+        })
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let first_marker = lines.iter().position(|l| is_marker(l));
+    let document: Vec<&str> = match first_marker {
+        Some(start) if !has_content(lines.get(..start).unwrap_or_default()) => {
+            let rest = lines.get(start + 1..).unwrap_or_default();
+            let end = rest.iter().position(|l| is_marker(l)).unwrap_or(rest.len());
+            lines.get(start..=start + end).unwrap_or_default().to_vec()
+        }
+        Some(end) => lines.get(..end).unwrap_or_default().to_vec(),
+        None => lines,
+    };
+    let options = serde_saphyr::options! {
+        strict_booleans: false,
+        legacy_octal_numbers: true,
+    };
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(&document.join("\n"), options)
+            .map_err(|e| PatchError::Yaml(e.to_string()))?;
+    Ok(documents.into_iter().next().unwrap_or(Value::Null))
 }

@@ -134,7 +134,7 @@ pub fn parse_patch(text: &str) -> Result<ParsedPatch, PatchError> {
 
 /// Reads strategic merge patch documents as kustomize loads resources: empty documents are
 /// skipped, a `List` is unwrapped into its items, and each document needs a `kind` and (unless
-/// it is a list) a `metadata.name`, and no null list element.
+/// it is a list) a `metadata.name`.
 pub fn parse_strategic_merge_patches(text: &str) -> Result<Vec<Value>, PatchError> {
     let options = serde_saphyr::options! {
         strict_booleans: true,
@@ -172,9 +172,6 @@ pub fn parse_strategic_merge_patches(text: &str) -> Result<Vec<Value>, PatchErro
         if !kind.ends_with("List") && name.is_empty() {
             return Err(invalid(format!("missing metadata.name in a {kind}")));
         }
-        if let Some(path) = null_list_element(&document) {
-            return Err(invalid(format!("empty list element at {path}")));
-        }
         match (kind.ends_with("List"), document.get("items")) {
             (true, Some(Value::Array(items))) => queue.extend(items.iter().cloned()),
             (true, Some(Value::Null)) => {}
@@ -208,23 +205,6 @@ fn is_nil_or_empty(value: &Value) -> bool {
         Value::Object(m) => m.is_empty(),
         Value::Array(a) => a.is_empty(),
         _ => false,
-    }
-}
-
-/// The path of the first null element of a list anywhere in `value`.
-fn null_list_element(value: &Value) -> Option<String> {
-    match value {
-        Value::Object(m) => m
-            .iter()
-            .find_map(|(k, v)| null_list_element(v).map(|p| format!("/{k}{p}"))),
-        Value::Array(a) => a.iter().enumerate().find_map(|(i, v)| {
-            if v.is_null() {
-                Some(format!("/{i}"))
-            } else {
-                null_list_element(v).map(|p| format!("/{i}{p}"))
-            }
-        }),
-        _ => None,
     }
 }
 
