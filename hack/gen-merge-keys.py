@@ -17,6 +17,7 @@ Sources (Go modules, fetched with `go mod download`):
 
 Usage: hack/gen-merge-keys.py            rewrite src/patch/merge_keys.rs
        hack/gen-merge-keys.py --check    exit 1 if the committed file is stale
+Exits 2 when a spec cannot be had (no Go, or the module neither cached nor downloadable).
 """
 
 import json
@@ -33,12 +34,19 @@ NOT_RESOURCES = {"DeleteOptions", "WatchEvent", "Status", "APIGroup", "APIGroupL
                  "APIVersions", "EphemeralContainers"}
 
 
+class SpecUnavailable(Exception):
+    pass
+
+
 def swagger(version):
-    out = subprocess.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-                         check=True, capture_output=True, text=True).stdout
-    path = os.path.join(json.loads(out)["Dir"], "api", "openapi-spec", "swagger.json")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["definitions"]
+    try:
+        out = subprocess.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+                             check=True, capture_output=True, text=True).stdout
+        path = os.path.join(json.loads(out)["Dir"], "api", "openapi-spec", "swagger.json")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)["definitions"]
+    except (OSError, ValueError, KeyError, subprocess.CalledProcessError) as e:
+        raise SpecUnavailable(f"cannot read the OpenAPI spec of k8s.io/kubernetes@{version}: {e}") from e
 
 
 def ref_name(schema):
@@ -173,8 +181,10 @@ def generate():
 
     # Number the classes in a stable order: by the first definition name (current spec first).
     first = {}
+    members = {}
     for n in sorted(useful, key=lambda n: (n[0].tag != "current", n[1])):
         first.setdefault(cls[n], n[1])
+        members.setdefault(cls[n], set()).add(n[1])
     order = sorted(first, key=lambda c: first[c])
     index = {c: i for i, c in enumerate(order)}
 
@@ -189,7 +199,8 @@ def generate():
     w("")
     w(f"pub(super) static OBJECTS: [ObjectSchema; {len(order)}] = [")
     for c in order:
-        w(f"    // {first[c]}")
+        others = len(members[c] - {first[c]})
+        w(f"    // {first[c]}" + (f" (and {others} more of this shape)" if others else ""))
         w("    ObjectSchema {")
         fields = [f for f in shapes[c] if f[0] != "*"]
         extra = [f for f in shapes[c] if f[0] == "*"]
@@ -220,11 +231,15 @@ def schema_expr(f, index):
 
 
 def main():
-    text = generate()
+    try:
+        text = generate()
+    except SpecUnavailable as e:
+        print(e, file=sys.stderr)
+        sys.exit(2)
     if sys.argv[1:] == ["--check"]:
         with open(OUT, encoding="utf-8") as f:
             if f.read() != text:
-                sys.exit(f"{OUT} is stale: run hack/gen-merge-keys.py")
+                sys.exit("src/patch/merge_keys.rs is stale: run hack/gen-merge-keys.py")
         return
     with open(OUT, "w", encoding="utf-8") as f:
         f.write(text)

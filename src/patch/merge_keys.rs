@@ -6,7 +6,7 @@
 use super::schema::{Field, ListSchema, ObjectSchema, Schema};
 
 pub(super) static OBJECTS: [ObjectSchema; 56] = [
-    // io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicy
+    // io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicy (and 2 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -14,21 +14,21 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicyBinding
+    // io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicyBinding (and 96 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
         ],
         additional: None,
     },
-    // io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicySpec
+    // io.k8s.api.admissionregistration.v1.MutatingAdmissionPolicySpec (and 4 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "matchConditions", schema: Schema::List(&ListSchema { strategy: "merge", keys: &["name"], items: Schema::Leaf }) },
         ],
         additional: None,
     },
-    // io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration
+    // io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -52,7 +52,7 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.admissionregistration.v1beta1.MutatingWebhookConfiguration
+    // io.k8s.api.admissionregistration.v1beta1.MutatingWebhookConfiguration (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -60,7 +60,7 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.apps.v1.DaemonSet
+    // io.k8s.api.apps.v1.DaemonSet (and 4 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -69,21 +69,21 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.apps.v1.DaemonSetSpec
+    // io.k8s.api.apps.v1.DaemonSetSpec (and 4 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "template", schema: Schema::Object(36) },
         ],
         additional: None,
     },
-    // io.k8s.api.apps.v1.DaemonSetStatus
+    // io.k8s.api.apps.v1.DaemonSetStatus (and 25 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "conditions", schema: Schema::List(&ListSchema { strategy: "merge", keys: &["type"], items: Schema::Leaf }) },
         ],
         additional: None,
     },
-    // io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler
+    // io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler (and 18 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -176,7 +176,7 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.core.v1.Container
+    // io.k8s.api.core.v1.Container (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "env", schema: Schema::List(&ListSchema { strategy: "merge", keys: &["name"], items: Schema::Leaf }) },
@@ -379,7 +379,7 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.resource.v1.ResourceClaim
+    // io.k8s.api.resource.v1.ResourceClaim (and 2 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -387,14 +387,14 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.resource.v1.ResourceClaimStatus
+    // io.k8s.api.resource.v1.ResourceClaimStatus (and 2 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "reservedFor", schema: Schema::List(&ListSchema { strategy: "merge", keys: &["uid"], items: Schema::Leaf }) },
         ],
         additional: None,
     },
-    // io.k8s.api.resource.v1.ResourceClaimTemplate
+    // io.k8s.api.resource.v1.ResourceClaimTemplate (and 2 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -402,7 +402,7 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.scheduling.v1alpha3.PodGroup
+    // io.k8s.api.scheduling.v1alpha3.PodGroup (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "metadata", schema: Schema::Object(55) },
@@ -411,14 +411,14 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.scheduling.v1alpha3.PodGroupSpec
+    // io.k8s.api.scheduling.v1alpha3.PodGroupSpec (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "resourceClaims", schema: Schema::List(&ListSchema { strategy: "merge,retainKeys", keys: &["name"], items: Schema::Leaf }) },
         ],
         additional: None,
     },
-    // io.k8s.api.scheduling.v1alpha3.PodGroupStatus
+    // io.k8s.api.scheduling.v1alpha3.PodGroupStatus (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "conditions", schema: Schema::List(&ListSchema { strategy: "merge", keys: &["type"], items: Schema::Leaf }) },
@@ -435,7 +435,7 @@ pub(super) static OBJECTS: [ObjectSchema; 56] = [
         ],
         additional: None,
     },
-    // io.k8s.api.storage.v1.CSINodeSpec
+    // io.k8s.api.storage.v1.CSINodeSpec (and 1 more of this shape)
     ObjectSchema {
         fields: &[
             Field { name: "drivers", schema: Schema::List(&ListSchema { strategy: "merge", keys: &["name"], items: Schema::Leaf }) },
