@@ -19,7 +19,7 @@
 
 use serde_json::Value;
 
-use super::PatchError;
+use super::{MAX_DEPTH, PatchError, nests_deeper_than, yaml_options};
 
 /// A JSON 6902 operation list, as kustomize decodes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +71,9 @@ impl Json6902Patch {
     /// Reads an operation list from a YAML or JSON value: a list of maps (`null` is an empty
     /// list, as in kustomize).
     pub fn from_value(value: &Value) -> Result<Json6902Patch, PatchError> {
+        if nests_deeper_than(value, MAX_DEPTH) {
+            return Err(PatchError::TooDeep { limit: MAX_DEPTH });
+        }
         let operations = match value {
             Value::Null => Vec::new(),
             Value::Array(items) => {
@@ -105,6 +108,9 @@ impl Json6902Patch {
 
     /// Applies the operations in order to a copy of `document`.
     pub fn apply(&self, document: &Value) -> Result<Value, PatchError> {
+        if nests_deeper_than(document, MAX_DEPTH) {
+            return Err(PatchError::TooDeep { limit: MAX_DEPTH });
+        }
         let mut document = document.clone();
         if !(document.is_object() || document.is_array()) {
             return Err(PatchError::Json6902 {
@@ -377,12 +383,8 @@ fn first_yaml_document(text: &str) -> Result<Value, PatchError> {
         Some(end) => lines.get(..end).unwrap_or_default().to_vec(),
         None => lines,
     };
-    let options = serde_saphyr::options! {
-        strict_booleans: false,
-        legacy_octal_numbers: true,
-    };
     let documents: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(&document.join("\n"), options)
+        serde_saphyr::from_multiple_with_options(&document.join("\n"), yaml_options(true))
             .map_err(|e| PatchError::Yaml(e.to_string()))?;
     Ok(documents.into_iter().next().unwrap_or(Value::Null))
 }

@@ -58,7 +58,7 @@ pub enum PatchError {
         patch: NodeKind,
     },
     /// A JSON 6902 operation failed.
-    #[error("JSON patch operation {index} ({op} {path}): {failure}")]
+    #[error("JSON patch operation {index} ({op} {path:?}): {failure}")]
     Json6902 {
         /// Position of the operation in the patch, from 0.
         index: usize,
@@ -75,6 +75,9 @@ pub enum PatchError {
     /// Patch text that is not YAML.
     #[error("patch is not valid YAML: {0}")]
     Yaml(String),
+    /// A document nested deeper than a patch goes (far beyond any Kubernetes object).
+    #[error("document nests deeper than {limit} levels")]
+    TooDeep { limit: usize },
     /// Patch text that reads both as strategic merge documents and as a JSON 6902 list.
     #[error("patch qualifies both as a strategic merge patch and as a JSON 6902 patch")]
     Ambiguous,
@@ -136,11 +139,7 @@ pub fn parse_patch(text: &str) -> Result<ParsedPatch, PatchError> {
 /// skipped, a `List` is unwrapped into its items, and each document needs a `kind` and (unless
 /// it is a list) a `metadata.name`.
 pub fn parse_strategic_merge_patches(text: &str) -> Result<Vec<Value>, PatchError> {
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        legacy_octal_numbers: true,
-    };
-    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options(false))
         .map_err(|e| PatchError::Yaml(e.to_string()))?;
     let documents = unwrap_resource_list(documents);
     let mut queue: VecDeque<Value> = VecDeque::from(documents);
@@ -180,6 +179,36 @@ pub fn parse_strategic_merge_patches(text: &str) -> Result<Vec<Value>, PatchErro
         }
     }
     Ok(out)
+}
+
+/// How deep a document may nest: the merge recurses once per level, and cloning and comparing
+/// values recurse too.
+const MAX_DEPTH: usize = 256;
+
+/// Whether `value` nests more than `limit` maps and lists deep (checked without recursing).
+fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(map) => Box::new(map.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        if depth >= limit {
+            return true;
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
+/// How kustomize's YAML libraries read scalars: `0755` is octal, and `yes`/`on` are booleans
+/// only in YAML 1.1 (`sigs.k8s.io/yaml`, for JSON 6902 text), not in kyaml's YAML 1.2.
+fn yaml_options(yaml_1_1: bool) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: !yaml_1_1,
+        legacy_octal_numbers: true,
+    }
 }
 
 /// kio's reader unwraps a lone `List` or `ResourceList` document into its items.

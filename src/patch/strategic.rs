@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::schema::Schema;
-use super::{NodeKind, PatchError};
+use super::{MAX_DEPTH, NodeKind, PatchError, nests_deeper_than};
 
 /// The `$patch` key of strategic merge directives.
 const DIRECTIVE: &str = "$patch";
@@ -22,6 +22,9 @@ const DIRECTIVE: &str = "$patch";
 /// does not give a merge strategy, and every list of a custom resource, are replaced wholesale.
 /// This is the bare merge: [`apply_strategic_merge_patch`] adds what kustomize does around it.
 pub fn strategic_merge(target: &Value, patch: &Value) -> Result<Option<Value>, PatchError> {
+    if nests_deeper_than(target, MAX_DEPTH) || nests_deeper_than(patch, MAX_DEPTH) {
+        return Err(PatchError::TooDeep { limit: MAX_DEPTH });
+    }
     let mut tree = Tree::default();
     let dest = tree.insert(target);
     let origin = tree.insert(patch);

@@ -436,3 +436,21 @@ fn merge_is_total_on_odd_values() {
         }
     }
 }
+
+#[test]
+fn documents_nested_too_deep_are_an_error_not_a_crash() {
+    let mut deep = json!(1);
+    for _ in 0..100_000 {
+        deep = Value::Array(vec![deep]);
+    }
+    let result = strategic_merge(&json!({}), &deep);
+    assert_eq!(
+        result,
+        Err(PatchError::TooDeep {
+            limit: super::MAX_DEPTH
+        })
+    );
+    // serde_json drops nested values recursively; leak this one rather than overflow.
+    std::mem::forget(result);
+    std::mem::forget(deep);
+}

@@ -106,6 +106,36 @@ fn documents_need_a_kind_and_a_name() {
 }
 
 #[test]
+fn numbers_read_as_kustomize_reads_them() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nc: [yes, 0755, 1_000, 0x1F, 0o17, ~]\n";
+    let documents = parse_strategic_merge_patches(text).expect("parses");
+    assert_eq!(documents[0]["c"], json!(["yes", 493, 1000, 31, 15, null]));
+    let ops = "- op: add\n  path: /b\n  value: [yes, y, on, 0755, 1_000, 0x1F, ~]\n";
+    let result = Json6902Patch::parse(ops)
+        .expect("parses")
+        .apply(&json!({}))
+        .expect("applies");
+    assert_eq!(result["b"], json!([true, true, true, 493, 1000, 31, null]));
+}
+
+#[test]
+fn nesting_beyond_the_yaml_budget_is_an_error() {
+    // serde-saphyr's default budget stops at 64 levels (deeper input overflows its parser's
+    // stack in debug builds).
+    let mut text = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndeep: ");
+    text.push_str(&"[".repeat(80));
+    text.push_str(&"]".repeat(80));
+    assert!(matches!(
+        parse_strategic_merge_patches(&text),
+        Err(PatchError::Yaml(_))
+    ));
+    assert!(matches!(
+        parse_patch(&text),
+        Err(PatchError::Unrecognized { .. })
+    ));
+}
+
+#[test]
 fn parsing_is_total_on_odd_text() {
     for text in [
         "",
