@@ -23,10 +23,21 @@
 //! `resourceClaims`, ephemeral containers' `ports`, ...) and kinds added after 1.21
 //! (`autoscaling/v2`, ...), which merge here and are replaced by kustomize.
 //!
+//! # kustomize quirks reproduced
+//!
+//! - New list elements come first; elements the patch matches follow in the patch's order, then
+//!   the target's other elements (lists keyed on several fields, like ports, keep the target's
+//!   order after the new ones).
+//! - `$patch: replace` on a whole document, or on a list element, leaves the target as it was.
+//! - Any merge walks the whole target: elements of a keyed list sharing a key collapse into one,
+//!   and an element missing its key (`{}` included) scrambles the list, dropping others.
+//! - Lists that are replaced wholesale keep the patch's `$patch` entries and nulls verbatim.
+//!
 //! # Known differences
 //!
 //! A target field with an empty value (`key:`) is dropped by kustomize's merge but a `key: null`
-//! is kept; a `serde_json::Value` cannot tell them apart, so both are kept here.
+//! is kept; a `serde_json::Value` cannot tell them apart, so both are kept here. Numbers are
+//! compared by their JSON text, where kustomize compares the YAML text (`1e3` vs `1000.0`).
 
 mod json6902;
 #[rustfmt::skip]

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::schema::Schema;
-use super::{MAX_DEPTH, NodeKind, PatchError, nests_deeper_than};
+use super::{MAX_DEPTH, NodeKind, PatchError, is_nil_or_empty, nests_deeper_than};
 
 /// The `$patch` key of strategic merge directives.
 const DIRECTIVE: &str = "$patch";
@@ -107,16 +107,6 @@ fn metadata_mut(object: &mut Map<String, Value>) -> Option<&mut Map<String, Valu
         object.insert("metadata".to_owned(), Value::Object(Map::new()));
     }
     object.get_mut("metadata").and_then(Value::as_object_mut)
-}
-
-/// kyaml's `IsNilOrEmpty`: null, `{}` or `[]`.
-fn is_nil_or_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
 }
 
 /// The text of a scalar as kyaml compares it (`yaml.Node.Value`); empty for maps and lists.
