@@ -8,5 +8,6 @@ pub mod crds;
 pub mod http_client;
 pub mod kfdef;
 pub mod operator;
+pub mod patch;
 pub mod render;
 pub mod repos;
