@@ -4,12 +4,12 @@
 use super::config::{ConfigurationFile, TransformerConfig};
 use super::generators::{self, GeneratedKind};
 use super::kustomization::{
-    FILE_NAMES, Kustomization, Replacement, ReplacementEntry, Var, normalize_keys,
+    FILE_NAMES, Kustomization, PatchArgs, Replacement, ReplacementEntry, Var, normalize_keys,
 };
 use super::loader::Loader;
 use super::resource::Resource;
 use super::transformers::{
-    images, labels, name_affix, name_reference, namespace, replacements, replicas, sort, vars,
+    images, labels, name_affix, name_reference, namespace, patches, replacements, replicas, sort, vars,
 };
 use super::{RenderError, hash, openapi_crds, yaml};
 use serde_json::{Map, Value};
@@ -226,17 +226,30 @@ impl Renderer {
         acc: &mut Accumulator,
         file: &Path,
     ) -> Result<(), RenderError> {
-        if !k.patches_strategic_merge.is_empty()
-            || !k.patches.is_empty()
-            || !k.patches_json6902.is_empty()
-        {
-            return Err(RenderError::Unsupported {
-                file: file.to_path_buf(),
-                what: "patches (not yet implemented)".into(),
-            });
-        }
+        let dir = file.parent().unwrap_or(Path::new("."));
         let config = acc.config.clone();
         let resources = &mut acc.resources;
+        for entry in &k.patches_strategic_merge {
+            // An entry is a file, or (kustomize allows it) the patch itself inline.
+            let (text, label) = if self.loader.is_file(&dir.join(entry)) {
+                (self.loader.read_text(&dir.join(entry))?, entry.clone())
+            } else if entry.contains('\n') || entry.contains(": ") {
+                (entry.clone(), "(inline)".to_string())
+            } else {
+                return Err(RenderError::Read {
+                    path: dir.join(entry),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "patch file not found"),
+                });
+            };
+            let source = patches::PatchSource { file, label };
+            let documents = crate::patch::parse_strategic_merge_patches(&text)
+                .map_err(|e| RenderError::Invalid { file: dir.join(entry), message: e.to_string() })?;
+            patches::apply_by_id(resources, &documents, &source)?;
+        }
+        for entry in &k.patches {
+            let (text, label) = self.patch_text(dir, entry, file)?;
+            patches::apply_entry(resources, entry, &text, &patches::PatchSource { file, label })?;
+        }
         namespace::apply(resources, &k.namespace, &config.namespace)?;
         if !k.name_prefix.is_empty() {
             name_affix::apply(
@@ -283,6 +296,27 @@ impl Renderer {
             &config.common_annotations,
             "commonAnnotations",
         )?;
+        for entry in &k.patches_json6902 {
+            let (text, label) = self.patch_text(dir, entry, file)?;
+            let source = patches::PatchSource { file, label };
+            let Some(target) = entry.target.as_ref().filter(|t| !t.name.is_empty()) else {
+                return Err(RenderError::Invalid {
+                    file: file.to_path_buf(),
+                    message: format!("patchesJson6902 {}: needs a target with a name", source.label),
+                });
+            };
+            let json_patch = crate::patch::Json6902Patch::parse(&text).map_err(|e| RenderError::Invalid {
+                file: file.to_path_buf(),
+                message: format!("patch {}: {e}", source.label),
+            })?;
+            if json_patch.is_empty() {
+                return Err(RenderError::Invalid {
+                    file: file.to_path_buf(),
+                    message: format!("patch {}: no operations", source.label),
+                });
+            }
+            patches::apply_json6902(resources, &json_patch, target, &source)?;
+        }
         replicas::apply(resources, &k.replicas, &config.replicas)?;
         images::apply(resources, &k.images, &config.images)?;
         let mut all_replacements = Vec::new();
@@ -318,6 +352,19 @@ impl Renderer {
         }
         replacements::apply(resources, &all_replacements, &file.display().to_string())?;
         Ok(())
+    }
+
+    /// The text of a `patches`/`patchesJson6902` entry (`path` or inline `patch`) and a label for
+    /// messages.
+    fn patch_text(&self, dir: &Path, entry: &PatchArgs, file: &Path) -> Result<(String, String), RenderError> {
+        match (&entry.path, &entry.patch) {
+            (Some(path), None) => Ok((self.loader.read_text(&dir.join(path))?, path.clone())),
+            (None, Some(inline)) => Ok((inline.trim().to_string(), "(inline)".to_string())),
+            _ => Err(RenderError::Invalid {
+                file: file.to_path_buf(),
+                message: "a patch needs exactly one of path and patch".into(),
+            }),
+        }
     }
 
     fn read_kustomization(

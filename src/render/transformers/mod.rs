@@ -4,6 +4,7 @@ pub mod images;
 pub mod labels;
 pub mod name_affix;
 pub mod name_reference;
+pub mod patches;
 pub mod namespace;
 pub mod replacements;
 pub mod replicas;
