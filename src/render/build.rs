@@ -9,7 +9,8 @@ use super::kustomization::{
 use super::loader::Loader;
 use super::resource::Resource;
 use super::transformers::{
-    images, labels, name_affix, name_reference, namespace, patches, replacements, replicas, sort, vars,
+    images, labels, name_affix, name_reference, namespace, patches, replacements, replicas, sort,
+    vars,
 };
 use super::{RenderError, hash, openapi_crds, yaml};
 use serde_json::{Map, Value};
@@ -238,17 +239,29 @@ impl Renderer {
             } else {
                 return Err(RenderError::Read {
                     path: dir.join(entry),
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "patch file not found"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "patch file not found",
+                    ),
                 });
             };
             let source = patches::PatchSource { file, label };
-            let documents = crate::patch::parse_strategic_merge_patches(&text)
-                .map_err(|e| RenderError::Invalid { file: dir.join(entry), message: e.to_string() })?;
+            let documents = crate::patch::parse_strategic_merge_patches(&text).map_err(|e| {
+                RenderError::Invalid {
+                    file: dir.join(entry),
+                    message: e.to_string(),
+                }
+            })?;
             patches::apply_by_id(resources, &documents, &source)?;
         }
         for entry in &k.patches {
             let (text, label) = self.patch_text(dir, entry, file)?;
-            patches::apply_entry(resources, entry, &text, &patches::PatchSource { file, label })?;
+            patches::apply_entry(
+                resources,
+                entry,
+                &text,
+                &patches::PatchSource { file, label },
+            )?;
         }
         namespace::apply(resources, &k.namespace, &config.namespace)?;
         if !k.name_prefix.is_empty() {
@@ -302,13 +315,17 @@ impl Renderer {
             let Some(target) = entry.target.as_ref().filter(|t| !t.name.is_empty()) else {
                 return Err(RenderError::Invalid {
                     file: file.to_path_buf(),
-                    message: format!("patchesJson6902 {}: needs a target with a name", source.label),
+                    message: format!(
+                        "patchesJson6902 {}: needs a target with a name",
+                        source.label
+                    ),
                 });
             };
-            let json_patch = crate::patch::Json6902Patch::parse(&text).map_err(|e| RenderError::Invalid {
-                file: file.to_path_buf(),
-                message: format!("patch {}: {e}", source.label),
-            })?;
+            let json_patch =
+                crate::patch::Json6902Patch::parse(&text).map_err(|e| RenderError::Invalid {
+                    file: file.to_path_buf(),
+                    message: format!("patch {}: {e}", source.label),
+                })?;
             if json_patch.is_empty() {
                 return Err(RenderError::Invalid {
                     file: file.to_path_buf(),
@@ -356,7 +373,12 @@ impl Renderer {
 
     /// The text of a `patches`/`patchesJson6902` entry (`path` or inline `patch`) and a label for
     /// messages.
-    fn patch_text(&self, dir: &Path, entry: &PatchArgs, file: &Path) -> Result<(String, String), RenderError> {
+    fn patch_text(
+        &self,
+        dir: &Path,
+        entry: &PatchArgs,
+        file: &Path,
+    ) -> Result<(String, String), RenderError> {
         match (&entry.path, &entry.patch) {
             (Some(path), None) => Ok((self.loader.read_text(&dir.join(path))?, path.clone())),
             (None, Some(inline)) => Ok((inline.trim().to_string(), "(inline)".to_string())),

@@ -28,22 +28,19 @@ pub fn apply(
                 walk_containers(&mut resource.object, &pattern, entry);
             }
             let gvk = resource.gvk();
-            let origin = resource.origin.clone();
-            // The image filter never creates fields, whatever the spec says.
+            // The image filter never creates fields, whatever the spec says. kustomize v5 fails
+            // when a scalar stands where a spec's path goes on (an Istio `instance` has a string
+            // `spec.template`); the kustomize kfctl used did not look there, and real Kubeflow
+            // manifests rely on that, so such an object is simply not an image holder.
             for spec in specs.iter().filter(|s| s.applies_to(&gvk)) {
                 let spec = FieldSpec {
                     create: false,
                     ..spec.clone()
                 };
-                spec.visit(&mut resource.object, &mut |v: &mut Value| {
+                let _not_applicable = spec.visit(&mut resource.object, &mut |v: &mut Value| {
                     update_image(v, &pattern, entry);
                     Ok::<(), PathError>(())
-                })
-                .map_err(|e| RenderError::Transform {
-                    transformer: "images",
-                    resource: origin.clone(),
-                    message: e.to_string(),
-                })?;
+                });
             }
         }
     }

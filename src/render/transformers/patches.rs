@@ -26,7 +26,13 @@ fn error(source: &PatchSource<'_>, message: impl std::fmt::Display) -> RenderErr
 
 /// The id a patch document names.
 fn patch_id(document: &Value) -> ResId {
-    let text = |pointer: &str| document.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |pointer: &str| {
+        document
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     ResId {
         gvk: Gvk::from_api_version(&text("/apiVersion"), &text("/kind")),
         name: text("/metadata/name"),
@@ -36,7 +42,11 @@ fn patch_id(document: &Value) -> ResId {
 
 /// Applies strategic-merge patch documents, each to the one object whose current or earlier id
 /// is the document's id.
-pub fn apply_by_id(resources: &mut Vec<Resource>, documents: &[Value], source: &PatchSource<'_>) -> Result<(), RenderError> {
+pub fn apply_by_id(
+    resources: &mut Vec<Resource>,
+    documents: &[Value],
+    source: &PatchSource<'_>,
+) -> Result<(), RenderError> {
     for document in documents {
         let id = patch_id(document);
         let matches: Vec<usize> = resources
@@ -67,7 +77,8 @@ fn apply_smp(
         .map_err(|e| error(source, format!("on {target_id}: {e}")))?
     {
         Some(patched) => {
-            let renamed = patched.pointer("/metadata/name") != resources[index].object.pointer("/metadata/name");
+            let renamed = patched.pointer("/metadata/name")
+                != resources[index].object.pointer("/metadata/name");
             if renamed {
                 resources[index].store_previous_id();
             }
@@ -81,7 +92,11 @@ fn apply_smp(
 }
 
 /// Indexes of the objects `selector` selects (none is not an error).
-fn select(resources: &[Resource], selector: &Selector, source: &PatchSource<'_>) -> Result<Vec<usize>, RenderError> {
+fn select(
+    resources: &[Resource],
+    selector: &Selector,
+    source: &PatchSource<'_>,
+) -> Result<Vec<usize>, RenderError> {
     let compiled = ObjectSelector::new(selector, true).map_err(|e| error(source, e))?;
     Ok(resources
         .iter()
@@ -99,8 +114,16 @@ pub fn apply_entry(
     source: &PatchSource<'_>,
 ) -> Result<(), RenderError> {
     let options = SmpOptions {
-        allow_name_change: entry.options.get("allowNameChange").copied().unwrap_or(false),
-        allow_kind_change: entry.options.get("allowKindChange").copied().unwrap_or(false),
+        allow_name_change: entry
+            .options
+            .get("allowNameChange")
+            .copied()
+            .unwrap_or(false),
+        allow_kind_change: entry
+            .options
+            .get("allowKindChange")
+            .copied()
+            .unwrap_or(false),
     };
     match patch::parse_patch(text).map_err(|e| error(source, e))? {
         ParsedPatch::Json6902(json_patch) => {
@@ -128,7 +151,12 @@ pub fn apply_entry(
                 let document = match documents.as_slice() {
                     [] => return Ok(()),
                     [one] => one,
-                    _ => return Err(error(source, "a patch with a target must be a single document")),
+                    _ => {
+                        return Err(error(
+                            source,
+                            "a patch with a target must be a single document",
+                        ));
+                    }
                 };
                 let mut selected = select(resources, target, source)?;
                 // Removing objects shifts indexes: go from the back.
