@@ -66,6 +66,10 @@ struct RunArgs {
     /// Apply kfop's CRDs before starting (needs permission to manage CRDs).
     #[arg(long)]
     install_crds: bool,
+    /// Seconds between compares of a converged KfDef with the cluster (they write nothing
+    /// unless something drifted).
+    #[arg(long, default_value_t = 600)]
+    resync_seconds: u64,
 }
 
 #[derive(clap::Args)]
@@ -199,6 +203,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let options = kfop::operator::Options {
         namespace: args.namespace,
         concurrency: args.concurrency,
+        resync: Some(std::time::Duration::from_secs(args.resync_seconds)),
     };
     kfop::operator::run(client, repos, options)
         .await

@@ -31,6 +31,8 @@ pub struct Options {
     pub namespace: Option<String>,
     /// How many KfDefs reconcile at once.
     pub concurrency: u16,
+    /// How often a converged KfDef is compared with the cluster again (default ten minutes).
+    pub resync: Option<Duration>,
 }
 
 /// Everything a reconcile needs.
@@ -43,6 +45,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The last render of each KfDef (by UID), with the generation it rendered.
     pub renders: Mutex<HashMap<String, Render>>,
+    /// How often a converged KfDef is compared with the cluster again.
+    pub resync: Duration,
 }
 
 /// A KfDef's render and the generation it was made from.
@@ -146,6 +150,7 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) -> Result<(
         repos,
         recorder,
         renders: Mutex::new(HashMap::new()),
+        resync: options.resync.unwrap_or(Duration::from_secs(600)),
     });
     let api: Api<KfDef> = match &options.namespace {
         Some(ns) => Api::namespaced(client, ns),

@@ -37,8 +37,6 @@ pub enum ReconcileError {
     },
 }
 
-/// How often a converged KfDef is looked at again (a compare, not a write).
-const RESYNC: Duration = Duration::from_secs(600);
 /// How soon a KfDef with pending objects or unready workloads is looked at again.
 const RECHECK: Duration = Duration::from_secs(3);
 
@@ -406,7 +404,15 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let waiting = outcomes
         .iter()
         .any(|o| !o.pending.is_empty() || !o.not_ready.is_empty());
-    Ok(Action::requeue(if waiting { RECHECK } else { RESYNC }))
+    tracing::info!(
+        kfdef = %label,
+        objects = desired.len(),
+        written,
+        pruned = pruned.len(),
+        converged = !waiting,
+        "reconciled"
+    );
+    Ok(Action::requeue(if waiting { RECHECK } else { ctx.resync }))
 }
 
 async fn wait_established(ctx: &Context, crds: &[ObjectKey]) {

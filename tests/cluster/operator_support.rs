@@ -61,6 +61,7 @@ pub async fn start(client: &Client, namespace: &str) -> Operator {
     let options = kfop::operator::Options {
         namespace: Some(namespace.to_string()),
         concurrency: 4,
+        resync: None,
     };
     let client = client.clone();
     let task = tokio::spawn(async move {

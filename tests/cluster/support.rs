@@ -66,6 +66,12 @@ pub async fn namespace(test: &str) -> Option<TestNamespace> {
     Some(TestNamespace { client, name })
 }
 
+/// The kubeconfig of the test cluster (after [`namespace`] has found one).
+#[allow(dead_code)]
+pub fn kubeconfig() -> Option<PathBuf> {
+    CLUSTER.get()?.as_ref().ok().map(|c| c.kubeconfig.clone())
+}
+
 /// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
