@@ -196,7 +196,10 @@ async fn idle_installs_write_nothing_and_restarts_converge_quietly() {
     // Idle: several resyncs (every 2 s) compare and write nothing.
     wait_idle_reconciles(&second_log, 1).await;
     let before = writes(&ns.client).await;
-    assert!(before.keys().any(|k| k.starts_with("APPLY")), "the metrics show no applies at all: {before:?}");
+    assert!(
+        before.keys().any(|k| k.starts_with("APPLY")),
+        "the metrics show no applies at all: {before:?}"
+    );
     let quiet_before = log_lines(&second_log).len();
     wait_idle_reconciles(&second_log, 4).await;
     let idle = difference(&writes(&ns.client).await, &before);
