@@ -44,6 +44,7 @@ fn start_cluster() -> Option<(Child, String)> {
             return Some((child, path.to_string()));
         }
     }
+    let _ = child.wait();
     panic!("the local control plane did not start");
 }
 
