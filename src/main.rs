@@ -26,6 +26,8 @@ enum Command {
     Crds,
     /// Render a KfDef's applications (-f) or a kustomization directory (-k, like `kubectl kustomize`).
     Render(RenderArgs),
+    /// Server-side apply every document of a YAML file (e.g. a KfDef and its namespace).
+    Apply(ApplyArgs),
     /// Run the KfDef operator against the cluster of the current kubeconfig (or in-cluster config).
     Run(RunArgs),
     /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
@@ -50,6 +52,16 @@ struct RenderArgs {
     /// Where fetched repos are cached.
     #[arg(long, env = "KFOP_REPO_CACHE")]
     repo_cache: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ApplyArgs {
+    /// The YAML file to apply.
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    /// How long to keep retrying documents whose kind is not served yet (a CRD being installed).
+    #[arg(long, default_value_t = 60)]
+    wait_seconds: u64,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +124,7 @@ async fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| format!("rendering CRDs: {e}")),
         Command::Render(args) => render(args).await,
+        Command::Apply(args) => apply(args).await,
         Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster(args).await,
     };
@@ -187,6 +200,36 @@ async fn render(args: RenderArgs) -> Result<(), String> {
     } else {
         Err(failures.join("\n"))
     }
+}
+
+async fn apply(args: ApplyArgs) -> Result<(), String> {
+    use kfop::operator::cluster::{ApplyError, Cluster};
+    let text =
+        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let documents = kfop::render::yaml::parse_documents(&text)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let cluster = Cluster::new(client.clone());
+    let namespace = client.default_namespace().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait_seconds);
+    for document in documents {
+        let desired = kfop::operator::objects::plain(document, &namespace)?;
+        loop {
+            match cluster.apply(&desired).await {
+                Ok(()) => {
+                    println!("{} applied", desired.key);
+                    break;
+                }
+                Err(ApplyError::NoKind { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(format!("{}: {e}", desired.key)),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {

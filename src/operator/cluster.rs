@@ -41,6 +41,15 @@ impl ApplyError {
     }
 }
 
+/// A 404 of any form (a missing object, or a kind no longer served because its CRD was deleted)
+/// means the object is not there.
+fn not_found_is_none<T>(result: Result<Option<T>, kube::Error>) -> Result<Option<T>, kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        other => other,
+    }
+}
+
 /// Discovery with a cache, and object operations by kind.
 pub struct Cluster {
     client: Client,
@@ -125,9 +134,11 @@ impl Cluster {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
             return Ok(None);
         };
-        self.api(&kind, key.namespace.as_deref())
-            .get_metadata_opt(&key.name)
-            .await
+        not_found_is_none(
+            self.api(&kind, key.namespace.as_deref())
+                .get_metadata_opt(&key.name)
+                .await,
+        )
     }
 
     /// The whole object, `None` if it does not exist.
@@ -139,9 +150,11 @@ impl Cluster {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
             return Ok(None);
         };
-        self.api(&kind, key.namespace.as_deref())
-            .get_opt(&key.name)
-            .await
+        not_found_is_none(
+            self.api(&kind, key.namespace.as_deref())
+                .get_opt(&key.name)
+                .await,
+        )
     }
 
     /// Deletes an object (background propagation); `Ok(true)` once it is gone.

@@ -47,6 +47,9 @@ pub struct Context {
     pub renders: Mutex<HashMap<String, Render>>,
     /// How often a converged KfDef is compared with the cluster again.
     pub resync: Duration,
+    /// The status kfop last wrote for each KfDef (by UID). The KfDef a reconcile is handed may
+    /// predate that write; the inventory must never be taken from a stale copy.
+    pub statuses: Mutex<HashMap<String, crate::kfdef::KfDefStatus>>,
 }
 
 /// A KfDef's render and the generation it was made from.
@@ -151,6 +154,7 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) -> Result<(
         recorder,
         renders: Mutex::new(HashMap::new()),
         resync: options.resync.unwrap_or(Duration::from_secs(600)),
+        statuses: Mutex::new(HashMap::new()),
     });
     let api: Api<KfDef> = match &options.namespace {
         Some(ns) => Api::namespaced(client, ns),

@@ -272,6 +272,50 @@ pub fn desired(
     })
 }
 
+/// An object as a user gives it (no kfop labels), for `kfop apply`: namespaced kinds without a
+/// namespace go to `default_namespace` (cluster-scoped kinds simply ignore it).
+pub fn plain(object: Value, default_namespace: &str) -> Result<DesiredObject, String> {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if api_version.is_empty() || kind.is_empty() || name.is_empty() {
+        return Err("every document needs apiVersion, kind and metadata.name".into());
+    }
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            (kind != "Namespace" && kind != "CustomResourceDefinition")
+                .then(|| default_namespace.to_string())
+        });
+    let (group, version) = group_version(&api_version);
+    Ok(DesiredObject {
+        key: ObjectKey {
+            group,
+            kind,
+            namespace,
+            name,
+        },
+        version,
+        application: String::new(),
+        object,
+        hash: String::new(),
+    })
+}
+
 /// The wave an object is applied in: Namespaces, then CRDs, then everything else, then webhook
 /// configurations (which could otherwise block the rest while their service is not up).
 pub fn wave(key: &ObjectKey) -> u8 {

@@ -101,9 +101,19 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let label = format!("{}/{}", owner.namespace, owner.name);
     let generation = kfdef.metadata.generation.unwrap_or(0);
     let apps = rendered(&kfdef, &ctx).await;
-    let previous = kfdef.status.clone().unwrap_or_default();
-    let previous_keys: BTreeMap<ObjectKey, &InventoryEntry> = previous
-        .inventory
+    let stored = kfdef.status.clone().unwrap_or_default();
+    let written_last = ctx
+        .statuses
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&owner.uid).cloned());
+    // Everything either copy lists is considered: pruning checks the live object anyway.
+    let mut known_inventory = stored.inventory.clone();
+    if let Some(last) = &written_last {
+        known_inventory.extend(last.inventory.iter().cloned());
+    }
+    let previous = written_last.clone().unwrap_or_else(|| stored.clone());
+    let previous_keys: BTreeMap<ObjectKey, &InventoryEntry> = known_inventory
         .iter()
         .map(|e| (ObjectKey::from(e), e))
         .collect();
@@ -399,7 +409,12 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         inventory,
         Time(Timestamp::now()),
     );
-    write_status(&ctx, &kfdef, &previous, status).await?;
+    if stored != status && written_last.as_ref() != Some(&status) {
+        write_status(&ctx, &kfdef, status.clone()).await?;
+    }
+    if let Ok(mut statuses) = ctx.statuses.lock() {
+        statuses.insert(owner.uid.clone(), status);
+    }
 
     let waiting = outcomes
         .iter()
@@ -436,16 +451,12 @@ async fn wait_established(ctx: &Context, crds: &[ObjectKey]) {
     }
 }
 
-/// Writes the status only when it differs from what is stored (an idle install writes nothing).
+/// Writes the status (the caller skips it when nothing changed: an idle install writes nothing).
 async fn write_status(
     ctx: &Context,
     kfdef: &KfDef,
-    previous: &KfDefStatus,
     status: KfDefStatus,
 ) -> Result<(), ReconcileError> {
-    if *previous == status {
-        return Ok(());
-    }
     let api: Api<KfDef> =
         Api::namespaced(ctx.client.clone(), &kfdef.namespace().unwrap_or_default());
     let patch =
@@ -468,9 +479,16 @@ async fn write_status(
 pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let owner = owner_of(&kfdef)?;
     ctx.desired.forget(&owner.uid);
-    let status = kfdef.status.clone().unwrap_or_default();
-    let mut entries: BTreeMap<ObjectKey, (String, bool)> = status
-        .inventory
+    let mut inventory = kfdef.status.clone().unwrap_or_default().inventory;
+    if let Some(last) = ctx
+        .statuses
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&owner.uid).cloned())
+    {
+        inventory.extend(last.inventory);
+    }
+    let mut entries: BTreeMap<ObjectKey, (String, bool)> = inventory
         .iter()
         .map(|e| {
             (
@@ -518,6 +536,9 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
     }
     if let Ok(mut renders) = ctx.renders.lock() {
         renders.remove(&owner.uid);
+    }
+    if let Ok(mut statuses) = ctx.statuses.lock() {
+        statuses.remove(&owner.uid);
     }
     publish(
         &ctx,
