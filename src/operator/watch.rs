@@ -27,6 +27,9 @@ pub struct Live {
     pub prune_disabled: bool,
     /// Whether another manager changed it after kfop last did.
     pub changed_by_others: bool,
+    /// A digest of the other managers' entries in `managedFields` (status excluded): when it
+    /// moves between two events, someone else changed the object.
+    pub others_signature: u64,
     /// Whether it is being deleted.
     pub deleting: bool,
 }
@@ -43,11 +46,28 @@ impl Live {
             .filter(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
             .filter_map(|e| e.time.as_ref().map(|t| t.0))
             .max();
-        let changed_by_others = entries.iter().any(|e| {
-            e.manager.as_deref() != Some(FIELD_MANAGER)
-                && e.subresource.as_deref().is_none_or(str::is_empty)
-                && matches!((e.time.as_ref(), ours), (Some(t), Some(o)) if t.0 > o)
-        });
+        let others: Vec<_> = entries
+            .iter()
+            .filter(|e| e.manager.as_deref() != Some(FIELD_MANAGER))
+            .filter(|e| e.subresource.as_deref().is_none_or(str::is_empty))
+            .collect();
+        let changed_by_others = others
+            .iter()
+            .any(|e| matches!((e.time.as_ref(), ours), (Some(t), Some(o)) if t.0 > o));
+        let others_signature = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for e in &others {
+                e.manager.hash(&mut hasher);
+                e.operation.hash(&mut hasher);
+                e.time.as_ref().map(|t| t.0.to_string()).hash(&mut hasher);
+                e.fields_v1
+                    .as_ref()
+                    .map(|f| f.0.to_string())
+                    .hash(&mut hasher);
+            }
+            hasher.finish()
+        };
         Self {
             kfdef_uid: labels.get(KFDEF_UID_LABEL).cloned(),
             hash: annotations.get(HASH_ANNOTATION).cloned(),
@@ -55,6 +75,7 @@ impl Live {
                 .get(PRUNE_ANNOTATION)
                 .is_some_and(|v| v == "disabled"),
             changed_by_others,
+            others_signature,
             deleting: m.deletion_timestamp.is_some(),
         }
     }
@@ -219,7 +240,16 @@ impl Watches {
                     }
                     watcher::Event::Apply(meta) => {
                         let key = key_of(&meta);
-                        let live = Live::from_meta(&meta);
+                        let mut live = Live::from_meta(&meta);
+                        // Timestamps have one-second resolution; a change to other managers'
+                        // entries since the last event is the precise signal.
+                        let previous = task_store
+                            .read()
+                            .ok()
+                            .and_then(|s| s.get(&key).map(|l| l.others_signature));
+                        if let Some(previous) = previous {
+                            live.changed_by_others = previous != live.others_signature;
+                        }
                         if live.changed_by_others
                             && !live.deleting
                             && let Some(uid) = live.kfdef_uid.clone()
