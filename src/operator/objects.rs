@@ -8,11 +8,11 @@ use std::fmt;
 
 /// The field manager of every server-side apply kfop makes.
 pub const FIELD_MANAGER: &str = "kfop";
-/// Marks every object kfop manages (the watches select on it).
+/// Set on objects kfop manages when their manifest does not set it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "kfop";
-/// The UID of the KfDef an object belongs to.
+/// The UID of the KfDef an object belongs to (the watches select on it).
 pub const KFDEF_UID_LABEL: &str = "kfop.dev/kfdef-uid";
 /// The application (of that KfDef) that rendered the object.
 pub const APPLICATION_LABEL: &str = "kfop.dev/application";
@@ -213,7 +213,10 @@ pub fn desired(
         *labels = Value::Object(Map::new());
     }
     if let Value::Object(labels) = labels {
-        labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGED_BY));
+        // Manifests may say who manages them (Kubeflow's say `kfctl`, and select on it): theirs stays.
+        labels
+            .entry(MANAGED_BY_LABEL)
+            .or_insert_with(|| json!(MANAGED_BY));
         labels.insert(KFDEF_UID_LABEL.into(), json!(owner.uid));
         labels.insert(APPLICATION_LABEL.into(), json!(label_value(application)));
     }

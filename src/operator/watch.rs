@@ -4,8 +4,8 @@
 
 use super::cluster::{Cluster, Kind};
 use super::objects::{
-    DesiredObject, FIELD_MANAGER, HASH_ANNOTATION, KFDEF_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL,
-    ObjectKey, Owner, PRUNE_ANNOTATION,
+    DesiredObject, FIELD_MANAGER, HASH_ANNOTATION, KFDEF_UID_LABEL, ObjectKey, Owner,
+    PRUNE_ANNOTATION,
 };
 use futures::StreamExt;
 use kube::Api;
@@ -182,7 +182,7 @@ impl Watches {
         let (ready_tx, ready) = watch::channel(false);
         let api: Api<PartialObjectMeta<DynamicObject>> =
             Api::all_with(self.cluster.client().clone(), &kind.resource);
-        let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        let config = watcher::Config::default().labels(KFDEF_UID_LABEL);
         let task_store = store.clone();
         let heal = self.heal.clone();
         let (group, kind_name, namespaced) =

@@ -3,6 +3,7 @@
 mod bad_input;
 mod conflict;
 mod control_plane;
+mod corpus_kfdef;
 mod finalizer;
 mod kfdef;
 mod operator_apply;

@@ -115,13 +115,13 @@ async fn deleted_and_changed_objects_are_put_back() {
         .patch(
             "web-config",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null}}})),
+            &Patch::Merge(json!({"metadata": {"labels": {"kfop.dev/kfdef-uid": null}}})),
         )
         .await
         .expect("unlabel");
     eventually(op::TIMEOUT, "the label to be put back", || async {
         let cm = config_maps.get("web-config").await.ok()?;
-        (cm.labels().get("app.kubernetes.io/managed-by")? == "kfop").then_some(())
+        cm.labels().get("kfop.dev/kfdef-uid").map(|_| ())
     })
     .await;
 
