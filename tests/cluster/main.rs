@@ -4,6 +4,7 @@ mod bad_input;
 mod conflict;
 mod control_plane;
 mod corpus_kfdef;
+mod deploy_manifests;
 mod finalizer;
 mod kfdef;
 mod operator_apply;
