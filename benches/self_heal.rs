@@ -48,20 +48,41 @@ fn start_cluster() -> Option<(Child, String)> {
     panic!("the local control plane did not start");
 }
 
-async fn writes(client: &Client) -> f64 {
+/// Write requests served so far, by `verb resource`.
+async fn writes(client: &Client) -> std::collections::BTreeMap<String, f64> {
     let request = http::Request::get("/metrics")
         .body(Vec::new())
         .expect("request");
     let text = client.request_text(request).await.expect("metrics");
-    text.lines()
+    let mut counts = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter(|l| {
-            ["POST", "PUT", "PATCH", "DELETE", "APPLY"]
-                .iter()
-                .any(|v| l.contains(&format!("verb=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let verb = label("verb");
+        // The API server renews its own identity lease every ten seconds; kfop takes none.
+        if !["POST", "PUT", "PATCH", "DELETE", "APPLY"].contains(&verb.as_str())
+            || label("resource") == "leases"
+        {
+            continue;
+        }
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *counts
+            .entry(format!("{verb} {}", label("resource")))
+            .or_insert(0.0) += value;
+    }
+    counts
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -217,9 +238,27 @@ async fn main() {
     }
     latencies.sort();
 
-    let before = writes(&client).await;
+    // Let the last heals' events land, then measure.
+    let mut settled = writes(&client).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = writes(&client).await;
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
+    let before = settled;
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
-    let idle_writes = writes(&client).await - before;
+    let after = writes(&client).await;
+    let idle: std::collections::BTreeMap<String, f64> = after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0.0);
+            (d > 0.0).then(|| (k.clone(), d))
+        })
+        .collect();
+    let idle_writes: f64 = idle.values().sum();
 
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
@@ -249,7 +288,7 @@ async fn main() {
         "operator peak RSS:            {:.1} MiB",
         peak_rss_kib(pid) as f64 / 1024.0
     );
-    println!("writes over {idle_seconds} s idle:        {idle_writes}");
+    println!("writes over {idle_seconds} s idle:        {idle_writes} {idle:?}");
 }
 
 struct KillOnDrop(Child);
