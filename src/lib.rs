@@ -5,3 +5,4 @@
 pub mod control_plane;
 pub mod crds;
 pub mod http_client;
+pub mod jobs;
