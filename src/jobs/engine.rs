@@ -624,7 +624,11 @@ impl<'a, F: Framework> Pass<'a, F> {
             return false;
         };
         let spec = gang.pod_group_spec(replicas, self.job.run_policy().scheduling_policy.as_ref());
-        if self.observed.pod_group.is_none_or(|pg| pg.spec != spec) {
+        if self
+            .observed
+            .pod_group
+            .is_none_or(|pg| !contains(&pg.spec, &spec))
+        {
             self.plan.actions.push(Action::ApplyPodGroup(spec));
         }
         gang.holds_pods(self.observed.pod_group.and_then(|pg| pg.phase.as_deref()))
@@ -881,6 +885,17 @@ impl Record {
         status.succeeded_indexes = self.succeeded.to_field();
         status.failed_indexes = self.failed.to_field();
         status.attempts = self.attempts;
+    }
+}
+
+/// Whether `observed` has every field of `wanted` with the same value (the scheduler may add its
+/// own defaults).
+fn contains(observed: &Value, wanted: &Value) -> bool {
+    match (observed, wanted) {
+        (Value::Object(observed), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(k, v)| observed.get(k).is_some_and(|o| contains(o, v))),
+        _ => observed == wanted,
     }
 }
 

@@ -7,11 +7,15 @@
 
 pub mod api;
 pub mod conditions;
+pub mod controller;
+pub mod crd;
 pub mod engine;
+pub mod expectations;
 pub mod failure;
 pub mod framework;
 pub mod gang;
 pub mod indexes;
 pub mod pytorch;
+pub mod rate_limit;
 pub mod template;
 pub mod tensorflow;

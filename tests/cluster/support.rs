@@ -137,3 +137,11 @@ fn start_local_cluster(bin_dir: PathBuf) -> Result<SharedCluster, String> {
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     Err(format!("the local control plane did not start:\n{log}"))
 }
+
+/// The kubeconfig of the test cluster, for tests that run `kfop` as a separate process.
+pub fn kubeconfig() -> Option<PathBuf> {
+    match CLUSTER.get() {
+        Some(Ok(cluster)) => Some(cluster.kubeconfig.clone()),
+        _ => None,
+    }
+}

@@ -927,12 +927,13 @@ fn volcano_holds_pods_until_the_pod_group_is_admitted() {
         (spec["minMember"].clone(), spec["queue"].clone()),
         (json!(4), json!("research"))
     );
+    sim.pod_group.as_mut().expect("PodGroup").spec["minTaskMember"] = json!({"ps": 1});
     assert!(
         !sim.step()
             .actions
             .iter()
             .any(|a| matches!(a, Action::ApplyPodGroup(_))),
-        "unchanged: not re-applied"
+        "unchanged (scheduler defaults aside): not re-applied"
     );
     sim.pod_group.as_mut().expect("PodGroup").phase = Some("Inqueue".into());
     let plan = sim.step();
