@@ -45,7 +45,7 @@ struct JobControllerArgs {
     #[arg(long)]
     gang_scheduler: Option<String>,
     /// Jobs reconciled at once, per kind.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = job_controllers::DEFAULT_WORKERS)]
     workers: u16,
     /// Appended to service addresses in TF_CONFIG (e.g. cluster.local).
     #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
@@ -55,13 +55,13 @@ struct JobControllerArgs {
     #[arg(long, default_value_t = 300)]
     force_delete_after: u64,
     /// API writes per second (client-side limit shared by every kind).
-    #[arg(long, default_value_t = 500.0)]
+    #[arg(long, default_value_t = job_controllers::DEFAULT_API_QPS)]
     api_qps: f64,
     /// API writes allowed to burst above the rate.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = job_controllers::DEFAULT_API_BURST)]
     api_burst: u32,
     /// API writes in flight at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = job_controllers::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
 }
 

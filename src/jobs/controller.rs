@@ -31,6 +31,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// Default jobs reconciled at once, per kind.
+pub const DEFAULT_WORKERS: u16 = 8;
+/// Default API writes per second.
+pub const DEFAULT_API_QPS: f64 = 1000.0;
+/// Default API writes allowed to burst above the rate.
+pub const DEFAULT_API_BURST: u32 = 2000;
+/// Default API writes in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
 /// The field manager of the controllers' server-side applies.
 pub const FIELD_MANAGER: &str = "kfop-job-controller";
 
@@ -95,10 +104,10 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             namespace: None,
-            workers: 8,
-            api_qps: 500.0,
-            api_burst: 1000,
-            max_in_flight: 64,
+            workers: DEFAULT_WORKERS,
+            api_qps: DEFAULT_API_QPS,
+            api_burst: DEFAULT_API_BURST,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             engine: engine::Config::default(),
         }
     }
@@ -330,7 +339,9 @@ async fn reconcile<F: Framework>(job: Arc<F>, ctx: Arc<Context<F>>) -> Result<Re
     let base = ctx.base_status(&key, &uid, job.job_status());
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let planning = Instant::now();
     let plan = engine::plan(job.as_ref(), &base, observed, &ctx.engine, now);
+    tracing::debug!(job = %key, actions = plan.actions.len(), elapsed = ?planning.elapsed(), "planned");
     let job_name = format!("{} {key}", F::kind(&()));
     if plan.status != base {
         ctx.write_status(job.as_ref(), &plan.status, &job_name)

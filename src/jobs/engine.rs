@@ -412,7 +412,10 @@ impl<'a, F: Framework> Pass<'a, F> {
             creates.clear(); // the whole job starts together, once the old attempt is gone
         }
         let hold = self.sync_pod_group(replicas);
-        if !hold {
+        if !hold && !creates.is_empty() {
+            let cluster = self
+                .job
+                .cluster(replicas, self.config.cluster_domain.as_deref());
             for (position, index, recorded) in creates {
                 let replica = &replicas[position];
                 let slot = Slot {
@@ -425,7 +428,7 @@ impl<'a, F: Framework> Pass<'a, F> {
                     self.job,
                     replicas,
                     slot,
-                    self.config.cluster_domain.as_deref(),
+                    &cluster,
                     self.config.gang.as_ref(),
                 );
                 self.plan.actions.push(Action::CreatePod(Box::new(pod)));

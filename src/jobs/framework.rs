@@ -94,13 +94,17 @@ pub trait Framework:
     fn validate_kind(&self, replicas: &[Replica]) -> Vec<String>;
     /// Whether replica `index` of `type_` plays the master role (gets `job-role: master`).
     fn is_master_role(&self, replicas: &[Replica], type_: &str, index: u32) -> bool;
+    /// What the kind computes once per pass to write every pod's cluster spec.
+    type Cluster;
+    /// Computes the cluster spec of the job's replicas (service addresses end in `cluster_domain`).
+    fn cluster(&self, replicas: &[Replica], cluster_domain: Option<&str>) -> Self::Cluster;
     /// Adds the cluster spec (environment) to the pod of replica `index` of `replica`.
     fn set_cluster_spec(
         &self,
+        cluster: &Self::Cluster,
         replicas: &[Replica],
         replica: &Replica,
         index: u32,
-        cluster_domain: Option<&str>,
         spec: &mut PodSpec,
     );
     /// Whether the job runs or succeeded, given counts per replica type.

@@ -160,12 +160,16 @@ impl Framework for PyTorchJob {
         }
     }
 
+    type Cluster = ();
+
+    fn cluster(&self, _replicas: &[Replica], _cluster_domain: Option<&str>) {}
+
     fn set_cluster_spec(
         &self,
+        _cluster: &(),
         replicas: &[Replica],
         replica: &Replica,
         index: u32,
-        _cluster_domain: Option<&str>,
         spec: &mut PodSpec,
     ) {
         let env = self.env(replicas, replica, index);
@@ -256,7 +260,7 @@ mod tests {
         );
         let replicas = replicas(&job).expect("valid");
         let mut spec = replicas[0].template.spec.clone().expect("spec");
-        job.set_cluster_spec(&replicas, &replicas[0], 0, None, &mut spec);
+        job.set_cluster_spec(&(), &replicas, &replicas[0], 0, &mut spec);
         for container in &spec.containers {
             let env = pairs(container.env.as_deref().unwrap_or_default());
             assert!(env.contains(&("WORLD_SIZE".into(), "8".into())), "{env:?}");

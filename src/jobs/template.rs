@@ -46,13 +46,13 @@ pub fn replica_labels<F: Framework>(
     labels
 }
 
-/// The pod of `slot`: the template with the replica's labels, restart policy, cluster spec and
-/// gang-scheduling marks, controlled by the job.
+/// The pod of `slot`: the template with the replica's labels, restart policy, cluster spec (from
+/// `cluster`, computed once per pass by the kind) and gang-scheduling marks, controlled by the job.
 pub fn pod<F: Framework>(
     job: &F,
     replicas: &[Replica],
     slot: Slot<'_>,
-    cluster_domain: Option<&str>,
+    cluster: &F::Cluster,
     gang: Option<&GangScheduler>,
 ) -> Pod {
     let job_name = job.meta().name.clone().unwrap_or_default();
@@ -74,13 +74,7 @@ pub fn pod<F: Framework>(
     );
     let mut spec = template.spec.unwrap_or_default();
     spec.restart_policy = Some(slot.replica.restart_policy.pod_restart_policy().to_string());
-    job.set_cluster_spec(
-        replicas,
-        slot.replica,
-        slot.index,
-        cluster_domain,
-        &mut spec,
-    );
+    job.set_cluster_spec(cluster, replicas, slot.replica, slot.index, &mut spec);
     Pod {
         metadata: ObjectMeta {
             name: Some(object_name(&job_name, &lower, slot.index)),

@@ -103,65 +103,55 @@ impl TFJob {
     }
 
     /// The `TF_CONFIG` of replica `index` of `replica`, or `None` for a single-replica job.
-    pub fn tf_config(
-        &self,
-        replicas: &[Replica],
-        replica: &Replica,
-        index: u32,
-        cluster_domain: Option<&str>,
-    ) -> Option<String> {
-        let total: u32 = replicas.iter().map(|r| r.replicas).sum();
-        if total == 1 {
-            return None;
-        }
-        let cluster = self.addresses(replicas, cluster_domain);
+    pub fn tf_config(&self, cluster: &TfCluster, replica: &Replica, index: u32) -> Option<String> {
+        let shared = cluster.json.as_ref()?;
         let lower = replica.lower();
         let task = TaskSpec {
             type_: lower.clone(),
             index,
         };
-        let json = if self.spec.enable_dynamic_worker {
-            let mut sparse = SparseClusterSpec {
-                worker: BTreeMap::new(),
-                ps: Some(Vec::new()),
-            };
-            let own = || {
-                cluster
-                    .get(&lower)
-                    .and_then(|hosts| hosts.get(index as usize))
-                    .cloned()
-            };
-            match lower.as_str() {
-                "ps" => sparse.ps = Some(own().into_iter().collect()),
-                "worker" => {
-                    sparse.ps = cluster.get("ps").cloned();
-                    if let Some(host) = own() {
-                        sparse.worker.insert(index, host);
-                    }
-                }
-                _ => {}
-            }
-            serde_json::to_string(&SparseTfConfig {
-                cluster: sparse,
-                task,
-            })
-        } else {
-            serde_json::to_string(&TfConfig {
-                cluster,
-                task,
-                environment: "cloud",
-            })
+        if !self.spec.enable_dynamic_worker {
+            let task = serde_json::to_string(&task).ok()?;
+            return Some(format!(
+                r#"{{"cluster":{shared},"task":{task},"environment":"cloud"}}"#
+            ));
+        }
+        let hosts = &cluster.hosts;
+        let own = || {
+            hosts
+                .get(&lower)
+                .and_then(|hosts| hosts.get(index as usize))
+                .cloned()
         };
-        json.ok()
+        let mut sparse = SparseClusterSpec {
+            worker: BTreeMap::new(),
+            ps: Some(Vec::new()),
+        };
+        match lower.as_str() {
+            "ps" => sparse.ps = Some(own().into_iter().collect()),
+            "worker" => {
+                sparse.ps = hosts.get("ps").cloned();
+                if let Some(host) = own() {
+                    sparse.worker.insert(index, host);
+                }
+            }
+            _ => {}
+        }
+        serde_json::to_string(&SparseTfConfig {
+            cluster: sparse,
+            task,
+        })
+        .ok()
     }
 }
 
-/// `TF_CONFIG` as training-operator serializes it (field order matters for byte equality).
-#[derive(Serialize)]
-struct TfConfig {
-    cluster: BTreeMap<String, Vec<String>>,
-    task: TaskSpec,
-    environment: &'static str,
+/// A TFJob's cluster, computed once per engine pass: every replica's address by type, and that
+/// map serialized once, since a 1000-worker `TF_CONFIG` is 40 kB and every pod carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TfCluster {
+    hosts: BTreeMap<String, Vec<String>>,
+    /// The serialized `cluster` object; `None` when the job has a single replica (no `TF_CONFIG`).
+    json: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -225,15 +215,26 @@ impl Framework for TFJob {
         }
     }
 
+    type Cluster = TfCluster;
+
+    fn cluster(&self, replicas: &[Replica], cluster_domain: Option<&str>) -> TfCluster {
+        let hosts = self.addresses(replicas, cluster_domain);
+        let total: u32 = replicas.iter().map(|r| r.replicas).sum();
+        let json = (total != 1)
+            .then(|| serde_json::to_string(&hosts).ok())
+            .flatten();
+        TfCluster { hosts, json }
+    }
+
     fn set_cluster_spec(
         &self,
-        replicas: &[Replica],
+        cluster: &TfCluster,
+        _replicas: &[Replica],
         replica: &Replica,
         index: u32,
-        cluster_domain: Option<&str>,
         spec: &mut PodSpec,
     ) {
-        let Some(config) = self.tf_config(replicas, replica, index, cluster_domain) else {
+        let Some(config) = self.tf_config(cluster, replica, index) else {
             return;
         };
         if let Some(container) = spec
@@ -319,7 +320,8 @@ mod tests {
             .find(|r| r.type_ == "Worker")
             .expect("worker");
         assert_eq!(
-            job.tf_config(&replicas, worker, 1, None).as_deref(),
+            job.tf_config(&job.cluster(&replicas, None), worker, 1)
+                .as_deref(),
             Some(concat!(
                 r#"{"cluster":{"chief":["dist-chief-0.ml.svc:2222"],"ps":["dist-ps-0.ml.svc:2223"],"#,
                 r#""worker":["dist-worker-0.ml.svc:2222","dist-worker-1.ml.svc:2222"]},"#,
@@ -328,7 +330,7 @@ mod tests {
         );
         let ps = replicas.iter().find(|r| r.type_ == "PS").expect("ps");
         let with_domain = job
-            .tf_config(&replicas, ps, 0, Some("cluster.local"))
+            .tf_config(&job.cluster(&replicas, Some("cluster.local")), ps, 0)
             .expect("config");
         assert!(
             with_domain.contains(r#""ps":["dist-ps-0.ml.svc.cluster.local:2223"]"#),
@@ -342,7 +344,13 @@ mod tests {
         let job = job(json!({"Worker": spec(1, None)}), json!({}));
         let replicas = replicas(&job).expect("valid");
         let mut pod_spec = replicas[0].template.spec.clone().expect("spec");
-        job.set_cluster_spec(&replicas, &replicas[0], 0, None, &mut pod_spec);
+        job.set_cluster_spec(
+            &job.cluster(&replicas, None),
+            &replicas,
+            &replicas[0],
+            0,
+            &mut pod_spec,
+        );
         assert_eq!(pod_spec.containers[0].env, None);
     }
 
@@ -353,7 +361,13 @@ mod tests {
         let job = job(json!({"Worker": two}), json!({}));
         let replicas = replicas(&job).expect("valid");
         let mut pod_spec = replicas[0].template.spec.clone().expect("spec");
-        job.set_cluster_spec(&replicas, &replicas[0], 0, None, &mut pod_spec);
+        job.set_cluster_spec(
+            &job.cluster(&replicas, None),
+            &replicas,
+            &replicas[0],
+            0,
+            &mut pod_spec,
+        );
         assert_eq!(pod_spec.containers[0].env, None);
         let env = pod_spec.containers[1].env.clone().expect("env");
         assert_eq!(env[0].name, "A");
@@ -369,14 +383,16 @@ mod tests {
         let replicas = replicas(&job).expect("valid");
         let worker = &replicas[1];
         assert_eq!(
-            job.tf_config(&replicas, worker, 1, None).as_deref(),
+            job.tf_config(&job.cluster(&replicas, None), worker, 1)
+                .as_deref(),
             Some(concat!(
                 r#"{"cluster":{"worker":{"1":"dist-worker-1.ml.svc:2222"},"#,
                 r#""ps":["dist-ps-0.ml.svc:2222","dist-ps-1.ml.svc:2222"]},"task":{"type":"worker","index":1}}"#
             ))
         );
         assert_eq!(
-            job.tf_config(&replicas, &replicas[0], 1, None).as_deref(),
+            job.tf_config(&job.cluster(&replicas, None), &replicas[0], 1)
+                .as_deref(),
             Some(
                 r#"{"cluster":{"worker":{},"ps":["dist-ps-1.ml.svc:2222"]},"task":{"type":"ps","index":1}}"#
             )
@@ -388,7 +404,9 @@ mod tests {
         );
         let replicas = super::super::framework::replicas(&no_ps).expect("valid");
         assert_eq!(
-            no_ps.tf_config(&replicas, &replicas[0], 0, None).as_deref(),
+            no_ps
+                .tf_config(&no_ps.cluster(&replicas, None), &replicas[0], 0)
+                .as_deref(),
             Some(
                 r#"{"cluster":{"worker":{"0":"dist-worker-0.ml.svc:2222"},"ps":null},"task":{"type":"worker","index":0}}"#
             )
