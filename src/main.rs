@@ -173,7 +173,10 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
         },
     };
     tokio::select! {
-        () = job_controllers::run(client, &args.kinds, options) => Err("the job controllers stopped".to_string()),
+        result = job_controllers::run(client, &args.kinds, options) => match result {
+            Ok(()) => Err("the job controllers stopped".to_string()),
+            Err(e) => Err(e.to_string()),
+        },
         _ = tokio::signal::ctrl_c() => Ok(()),
         () = terminated() => Ok(()),
     }

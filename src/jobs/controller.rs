@@ -2,7 +2,7 @@
 //! run the engine, write the status (before acting), execute the actions with bounded
 //! parallelism under a client-side rate limit, record expectations, and publish events.
 
-use super::api::OPERATOR_NAME_LABEL;
+use super::api::{JobStatus, OPERATOR_NAME_LABEL};
 use super::engine::{self, Action, Observed, PodGroup};
 use super::expectations::{ChildKind, Expectations, Seen};
 use super::framework::Framework;
@@ -12,6 +12,7 @@ use super::rate_limit::{TokenBucket, WriteLimits};
 use super::tensorflow::TFJob;
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -129,17 +130,39 @@ pub enum Error {
     /// A watch cache shut down (the controller is stopping).
     #[error("the {0} watch cache stopped")]
     CacheStopped(&'static str),
+    /// Gang scheduling was asked for but the cluster does not serve the scheduler's PodGroups.
+    #[error(
+        "--gang-scheduler {scheduler} needs PodGroups ({api_version}), which the cluster does not serve: {source}"
+    )]
+    NoPodGroups {
+        /// The scheduler name.
+        scheduler: String,
+        /// The PodGroup API version looked for.
+        api_version: String,
+        /// The API error.
+        source: kube::Error,
+    },
 }
 
-/// Runs the controllers of `kinds` until they stop (they run until the process ends).
-pub async fn run(client: Client, kinds: &[Kind], options: Options) {
+/// Runs the controllers of `kinds` until they stop (they run until the process ends); fails at
+/// once if one cannot start.
+pub async fn run(client: Client, kinds: &[Kind], options: Options) -> Result<(), Error> {
+    if let Some(gang) = &options.engine.gang {
+        check_pod_groups(&client, gang).await?;
+    }
     let limits = Arc::new(WriteLimits::new(
         options.api_qps,
         options.api_burst,
         options.max_in_flight,
     ));
-    let mut controllers = Vec::new();
+    let mut unique: Vec<Kind> = Vec::new();
     for kind in kinds {
+        if !unique.contains(kind) {
+            unique.push(*kind);
+        }
+    }
+    let mut controllers = Vec::new();
+    for kind in &unique {
         let client = client.clone();
         let options = options.clone();
         let limits = limits.clone();
@@ -149,6 +172,22 @@ pub async fn run(client: Client, kinds: &[Kind], options: Options) {
         });
     }
     future::join_all(controllers).await;
+    Ok(())
+}
+
+/// Fails unless the cluster serves the gang scheduler's PodGroups (a missing CRD would otherwise
+/// leave every reconcile waiting on a cache that never fills).
+async fn check_pod_groups(client: &Client, gang: &GangScheduler) -> Result<(), Error> {
+    let resource = pod_group_resource(gang);
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    match api.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(source) => Err(Error::NoPodGroups {
+            scheduler: gang.scheduler_name().to_string(),
+            api_version: resource.api_version,
+            source,
+        }),
+    }
 }
 
 /// The state one kind's reconciles share.
@@ -160,7 +199,7 @@ struct Context<F: Framework> {
     expectations: Expectations,
     /// The status last written per job (`namespace/name` → UID, status, when), used until the
     /// watch cache catches up with it.
-    written: Mutex<HashMap<String, (String, super::api::JobStatus, Instant)>>,
+    written: Mutex<HashMap<String, (String, JobStatus, Instant)>>,
     /// Consecutive failures per job, for back-off.
     failures: Mutex<HashMap<String, u32>>,
     limits: Arc<WriteLimits>,
@@ -269,79 +308,34 @@ fn pod_group_resource(gang: &GangScheduler) -> ApiResource {
 
 async fn reconcile<F: Framework>(job: Arc<F>, ctx: Arc<Context<F>>) -> Result<Requeue, Error> {
     let namespace = job.namespace().unwrap_or_default();
-    let name = job.name_any();
-    let key = format!("{namespace}/{name}");
+    let key = format!("{namespace}/{}", job.name_any());
     let uid = job.uid().unwrap_or_default();
-    ctx.pods
-        .wait_until_ready()
-        .await
-        .map_err(|_| Error::CacheStopped("pod"))?;
-    ctx.services
-        .wait_until_ready()
-        .await
-        .map_err(|_| Error::CacheStopped("service"))?;
-    if let Some((groups, _)) = &ctx.pod_groups {
-        groups
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::CacheStopped("PodGroup"))?;
-    }
-    if !ctx
+    ctx.wait_for_caches().await?;
+    let outstanding = !ctx
         .expectations
         .satisfied(&key, Instant::now(), |kind, child| {
             ctx.seen(kind, &namespace, child)
-        })
-    {
+        });
+    if outstanding {
         return Ok(Requeue::requeue(EXPECTATIONS_RECHECK));
     }
 
-    let controlled =
-        |owner: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
-            owner
-                .iter()
-                .any(|r| r.controller == Some(true) && r.uid == uid)
-        };
-    let pods: Vec<Arc<Pod>> = ctx
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(&namespace) && controlled(p.owner_references())
-        })
-        .collect();
-    let services: Vec<Arc<Service>> = ctx
-        .services
-        .state()
-        .into_iter()
-        .filter(|s| {
-            s.namespace().as_deref() == Some(&namespace) && controlled(s.owner_references())
-        })
-        .collect();
-    let pod_group = ctx.pod_groups.as_ref().and_then(|(store, resource)| {
-        let group = store.get(&ObjectRef::new_with(&name, resource.clone()).within(&namespace))?;
-        controlled(group.owner_references()).then(|| PodGroup {
-            spec: group.data.get("spec").cloned().unwrap_or_default(),
-            phase: group
-                .data
-                .pointer("/status/phase")
-                .and_then(|p| p.as_str())
-                .map(str::to_string),
-        })
-    });
-    let pod_refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
-    let service_refs: Vec<&Service> = services.iter().map(Arc::as_ref).collect();
+    let children = ctx.children(job.as_ref());
+    let pods: Vec<&Pod> = children.pods.iter().map(Arc::as_ref).collect();
+    let services: Vec<&Service> = children.services.iter().map(Arc::as_ref).collect();
     let observed = Observed {
-        pods: &pod_refs,
-        services: &service_refs,
-        pod_group: pod_group.as_ref(),
+        pods: &pods,
+        services: &services,
+        pod_group: children.pod_group.as_ref(),
     };
-
     let base = ctx.base_status(&key, &uid, job.job_status());
+    // Whole seconds: the API server stores times that way, so what is written reads back equal.
     let now =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let planning = Instant::now();
     let plan = engine::plan(job.as_ref(), &base, observed, &ctx.engine, now);
     tracing::debug!(job = %key, actions = plan.actions.len(), elapsed = ?planning.elapsed(), "planned");
+
     let job_name = format!("{} {key}", F::kind(&()));
     if plan.status != base {
         ctx.write_status(job.as_ref(), &plan.status, &job_name)
@@ -379,6 +373,13 @@ async fn reconcile<F: Framework>(job: Arc<F>, ctx: Arc<Context<F>>) -> Result<Re
         .map_or_else(Requeue::await_change, Requeue::requeue))
 }
 
+/// What a job controls, from the caches.
+struct Children {
+    pods: Vec<Arc<Pod>>,
+    services: Vec<Arc<Service>>,
+    pod_group: Option<PodGroup>,
+}
+
 fn error_policy<F: Framework>(job: Arc<F>, error: &Error, ctx: Arc<Context<F>>) -> Requeue {
     let key = format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any());
     let failures = {
@@ -395,6 +396,56 @@ fn error_policy<F: Framework>(job: Arc<F>, error: &Error, ctx: Arc<Context<F>>) 
 }
 
 impl<F: Framework> Context<F> {
+    /// Waits until every cache has listed once (so the first pass sees every existing pod).
+    async fn wait_for_caches(&self) -> Result<(), Error> {
+        self.pods
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::CacheStopped("pod"))?;
+        self.services
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::CacheStopped("service"))?;
+        if let Some((groups, _)) = &self.pod_groups {
+            groups
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheStopped("PodGroup"))?;
+        }
+        Ok(())
+    }
+
+    /// The pods, services and PodGroup `job` controls.
+    fn children(&self, job: &F) -> Children {
+        let namespace = job.namespace().unwrap_or_default();
+        let uid = job.uid().unwrap_or_default();
+        let ours = |meta: &ObjectMeta| {
+            meta.namespace.as_deref() == Some(namespace.as_str())
+                && meta
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.controller == Some(true) && r.uid == uid)
+        };
+        let pod_group = self.pod_groups.as_ref().and_then(|(store, resource)| {
+            let key = ObjectRef::new_with(&job.name_any(), resource.clone()).within(&namespace);
+            let group = store.get(&key)?;
+            ours(&group.metadata).then(|| PodGroup {
+                spec: group.data.get("spec").cloned().unwrap_or_default(),
+                phase: group
+                    .data
+                    .pointer("/status/phase")
+                    .and_then(|p| p.as_str())
+                    .map(str::to_string),
+            })
+        });
+        Children {
+            pods: self.pods.state_filter(|p| ours(&p.metadata)),
+            services: self.services.state_filter(|s| ours(&s.metadata)),
+            pod_group,
+        }
+    }
+
     /// What the caches show of a child, for expectations.
     fn seen(&self, kind: ChildKind, namespace: &str, name: &str) -> Option<Seen> {
         let (uid, deleting) = match kind {
@@ -414,12 +465,7 @@ impl<F: Framework> Context<F> {
     }
 
     /// The status to decide from: the one last written, until the cache shows it.
-    fn base_status(
-        &self,
-        key: &str,
-        uid: &str,
-        cached: Option<&super::api::JobStatus>,
-    ) -> super::api::JobStatus {
+    fn base_status(&self, key: &str, uid: &str, cached: Option<&JobStatus>) -> JobStatus {
         let cached = cached.cloned().unwrap_or_default();
         let mut written = match self.written.lock() {
             Ok(written) => written,
@@ -441,7 +487,7 @@ impl<F: Framework> Context<F> {
         }
     }
 
-    fn remember(&self, key: &str, uid: &str, status: &super::api::JobStatus) {
+    fn remember(&self, key: &str, uid: &str, status: &JobStatus) {
         let mut written = match self.written.lock() {
             Ok(written) => written,
             Err(poisoned) => poisoned.into_inner(),
@@ -459,12 +505,7 @@ impl<F: Framework> Context<F> {
         }
     }
 
-    async fn write_status(
-        &self,
-        job: &F,
-        status: &super::api::JobStatus,
-        job_name: &str,
-    ) -> Result<(), Error> {
+    async fn write_status(&self, job: &F, status: &JobStatus, job_name: &str) -> Result<(), Error> {
         let api: Api<F> =
             Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
         let body = json!({

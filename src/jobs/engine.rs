@@ -219,8 +219,12 @@ impl<'a, F: Framework> Pass<'a, F> {
             self.plan.status.start_time = Some(Time(self.now));
         }
         let start = self.plan.status.start_time.get_or_insert(Time(self.now)).0;
-        if let Some(seconds) = self.job.run_policy().active_deadline_seconds {
-            let deadline = start + SignedDuration::from_secs(seconds);
+        if let Some(deadline) = self
+            .job
+            .run_policy()
+            .active_deadline_seconds
+            .and_then(|seconds| later(start, SignedDuration::from_secs(seconds)))
+        {
             if self.now >= deadline {
                 let message = format!(
                     "{} {} has failed because it was active longer than specified deadline",
@@ -570,11 +574,18 @@ impl<'a, F: Framework> Pass<'a, F> {
                 force: false,
             }),
             Some(deleted) => {
-                let force_at = deleted.0
-                    + SignedDuration::try_from(self.config.force_delete_after)
-                        .unwrap_or(SignedDuration::MAX);
+                let Some(force_at) = SignedDuration::try_from(self.config.force_delete_after)
+                    .ok()
+                    .and_then(|wait| later(deleted.0, wait))
+                else {
+                    return;
+                };
                 if self.now >= force_at {
-                    self.event(true, "ForceDeletingPod", format!("Pod {name} is still terminating {}s after its deadline: force-deleting it", self.config.force_delete_after.as_secs()), Some(&name));
+                    let message = format!(
+                        "Pod {name} is still terminating {}s after its deletion deadline: force-deleting it",
+                        self.config.force_delete_after.as_secs()
+                    );
+                    self.event(true, "ForceDeletingPod", message, Some(&name));
                     self.plan.actions.push(Action::DeletePod {
                         name,
                         uid,
@@ -710,8 +721,8 @@ impl<'a, F: Framework> Pass<'a, F> {
         if let (Some(ttl), Some(done)) = (
             self.job.run_policy().ttl_seconds_after_finished,
             self.plan.status.completion_time.as_ref(),
-        ) {
-            let expiry = done.0 + SignedDuration::from_secs(i64::from(ttl));
+        ) && let Some(expiry) = later(done.0, SignedDuration::from_secs(i64::from(ttl)))
+        {
             if self.now >= expiry {
                 self.plan.actions.push(Action::DeleteJob);
             } else {
@@ -889,6 +900,11 @@ impl Record {
         status.failed_indexes = self.failed.to_field();
         status.attempts = self.attempts;
     }
+}
+
+/// `at + wait`, or `None` past the end of time (a huge deadline never fires).
+fn later(at: Timestamp, wait: SignedDuration) -> Option<Timestamp> {
+    at.checked_add(wait).ok()
 }
 
 /// Whether `observed` has every field of `wanted` with the same value (the scheduler may add its

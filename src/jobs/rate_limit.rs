@@ -26,7 +26,7 @@ impl TokenBucket {
     pub fn new(qps: f64, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
         Self {
-            qps: qps.max(f64::MIN_POSITIVE),
+            qps: if qps.is_finite() { qps.max(0.01) } else { 0.01 },
             burst,
             state: Mutex::new(Bucket {
                 tokens: burst,
@@ -48,7 +48,7 @@ impl TokenBucket {
         if bucket.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-bucket.tokens / self.qps)
+            Duration::try_from_secs_f64(-bucket.tokens / self.qps).unwrap_or(Duration::MAX)
         }
     }
 
@@ -110,6 +110,19 @@ mod tests {
         assert_eq!(bucket.reserve(later), Duration::ZERO);
         assert_eq!(bucket.reserve(later), Duration::ZERO);
         assert_eq!(bucket.reserve(later), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn nonsense_rates_do_not_panic() {
+        for qps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let bucket = TokenBucket::new(qps, 0);
+            let now = Instant::now();
+            bucket.reserve(now);
+            assert!(
+                bucket.reserve(now) > Duration::ZERO,
+                "{qps}: a slow bucket, not a panic"
+            );
+        }
     }
 
     #[tokio::test]

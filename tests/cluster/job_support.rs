@@ -81,7 +81,9 @@ pub async fn start(ns: &TestNamespace, kinds: &[Kind], options: Options) -> Runn
     let client = ns.client.clone();
     let kinds = kinds.to_vec();
     RunningController(tokio::spawn(async move {
-        controller::run(client, &kinds, options).await;
+        if let Err(e) = controller::run(client, &kinds, options).await {
+            panic!("the job controller failed: {e}");
+        }
     }))
 }
 

@@ -1070,3 +1070,95 @@ fn pods_of_a_finished_job_that_succeed_later_are_counted() {
     assert_eq!(sim.replica_status("Worker").succeeded, 1);
     assert_eq!(sim.replica_status("Worker").active, 1);
 }
+
+#[test]
+fn huge_deadlines_and_timeouts_never_fire_and_never_overflow() {
+    let mut sim = distributed(
+        json!({"activeDeadlineSeconds": i64::MAX, "ttlSecondsAfterFinished": i32::MAX}),
+    );
+    sim.config.force_delete_after = Duration::MAX;
+    sim.step();
+    sim.run_all();
+    sim.pod_mut("dist-ps-0").metadata.deletion_timestamp = Some(Time(at(1)));
+    sim.now = at(1_000_000);
+    let plan = sim.step();
+    assert!(!sim.is(ConditionType::Failed));
+    assert!(pod_deletes(&plan).is_empty(), "never force-deleted");
+    sim.exit("dist-chief-0", 0);
+    let plan = sim.step();
+    assert!(sim.is(ConditionType::Succeeded));
+    assert!(!plan.actions.contains(&Action::DeleteJob));
+}
+
+#[test]
+fn names_of_exactly_63_characters_are_accepted() {
+    let mut job = tfjob(json!({"Worker": replica(100, "tensorflow")}), json!({}));
+    job.metadata.name = Some("a".repeat(53)); // a…a-worker-99: 63 characters
+    let mut sim = Sim::new(job);
+    let plan = sim.step();
+    assert_eq!(creates(&plan).len(), 100);
+}
+
+#[test]
+fn growing_a_replica_type_adds_pods_and_removing_one_deletes_its_pods() {
+    let mut sim = Sim::new(tfjob(
+        json!({"PS": replica(1, "tensorflow"), "Worker": replica(1, "tensorflow")}),
+        json!({}),
+    ));
+    sim.step();
+    sim.job
+        .spec
+        .tf_replica_specs
+        .get_mut("Worker")
+        .expect("worker")
+        .replicas = Some(3);
+    let plan = sim.step();
+    assert_eq!(creates(&plan), ["dist-worker-1", "dist-worker-2"]);
+    sim.job.spec.tf_replica_specs.remove("PS");
+    sim.step();
+    assert_eq!(
+        sim.pod_names(),
+        ["dist-worker-0", "dist-worker-1", "dist-worker-2"]
+    );
+    assert_eq!(
+        sim.service_names(),
+        ["dist-worker-0", "dist-worker-1", "dist-worker-2"]
+    );
+    assert!(!sim.status.replica_statuses.contains_key("PS"));
+}
+
+#[test]
+fn restarting_gives_way_to_running_once_the_replacement_runs() {
+    let mut sim = distributed(json!({}));
+    sim.step();
+    sim.run_all();
+    sim.step();
+    sim.evict("dist-ps-0");
+    sim.step();
+    assert_eq!(
+        sim.condition().map(|c| c.0),
+        Some(ConditionType::Restarting)
+    );
+    sim.step();
+    sim.run("dist-ps-0");
+    sim.step();
+    assert_eq!(
+        sim.condition(),
+        Some((ConditionType::Running, TRUE.into(), "TFJobRunning".into()))
+    );
+    let types: Vec<ConditionType> = sim.status.conditions.iter().map(|c| c.type_).collect();
+    assert_eq!(types, [ConditionType::Created, ConditionType::Running]);
+}
+
+#[test]
+fn a_pod_deleted_while_the_controller_was_away_is_recreated() {
+    let mut sim = distributed(json!({}));
+    sim.step();
+    sim.pods.retain(|p| p.name_any() != "dist-worker-1");
+    let plan = sim.step();
+    assert_eq!(creates(&plan), ["dist-worker-1"]);
+    assert_eq!(
+        sim.pod("dist-worker-1").labels()[REPLICA_ATTEMPT_LABEL],
+        "0"
+    );
+}
