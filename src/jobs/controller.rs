@@ -226,6 +226,7 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
         children.clone(),
     )
     .default_backoff()
+    .modify(slim_pod)
     .reflect(pod_writer)
     .touched_objects();
     let (services, service_writer) = reflector::store::<Service>();
@@ -287,6 +288,21 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
             future::ready(())
         })
         .await;
+}
+
+/// Drops what the engine never reads from a cached pod: managed fields and container
+/// environments (a 1000-worker TFJob's `TF_CONFIG` alone is 40 kB per pod).
+fn slim_pod(pod: &mut Pod) {
+    pod.managed_fields_mut().clear();
+    if let Some(spec) = pod.spec.as_mut() {
+        for container in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            container.env = None;
+        }
+    }
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -774,5 +790,37 @@ async fn publish_events(recorder: Recorder, mut queue: mpsc::Receiver<Published>
         {
             tracing::debug!(%error, "publishing an event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_case_insensitively_and_reject_others() {
+        assert_eq!("TFJob".parse::<Kind>(), Ok(Kind::TFJob));
+        assert_eq!("pytorchjobs".parse::<Kind>(), Ok(Kind::PyTorchJob));
+        assert!("mpijob".parse::<Kind>().is_err());
+        assert_eq!(Kind::PyTorchJob.to_string(), "pytorchjob");
+    }
+
+    #[test]
+    fn cached_pods_keep_what_the_engine_reads_and_drop_the_bulk() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "labels": {"a": "b"},
+                "managedFields": [{"manager": "kfop", "operation": "Update"}]},
+            "spec": {"nodeName": "n", "containers": [{"name": "tensorflow",
+                "env": [{"name": "TF_CONFIG", "value": "{}"}]}]},
+            "status": {"phase": "Running"},
+        }))
+        .expect("pod");
+        slim_pod(&mut pod);
+        assert!(pod.managed_fields().is_empty());
+        let spec = pod.spec.as_ref().expect("spec");
+        assert_eq!(spec.containers[0].env, None);
+        assert_eq!(spec.node_name.as_deref(), Some("n"));
+        assert_eq!(pod.labels()["a"], "b");
+        assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Running"));
     }
 }
