@@ -279,9 +279,17 @@ impl<'a, F: Framework> Pass<'a, F> {
                 self.handled_pods.insert(name.clone());
                 let phase = pod_phase(pod);
                 let terminating = pod.metadata.deletion_timestamp.is_some();
+                let restarts_in_place = matches!(
+                    replica.restart_policy,
+                    RestartPolicy::OnFailure | RestartPolicy::Always
+                );
+                if restarts_in_place && !terminating && !matches!(phase, "Succeeded" | "Failed") {
+                    live_container_restarts += failure::container_restarts(pod);
+                }
                 match phase {
                     "Succeeded" => {
-                        if record.succeeded.insert(index) {
+                        let first_sight = record.succeeded.insert(index);
+                        if first_sight {
                             self.event(
                                 false,
                                 "ExitedWithCode",
@@ -328,23 +336,8 @@ impl<'a, F: Framework> Pass<'a, F> {
                             verdict: Verdict::Disruption { reason },
                         });
                     }
-                    "Running" => {
-                        *active.entry(replica.type_).or_default() += 1;
-                        if matches!(
-                            replica.restart_policy,
-                            RestartPolicy::OnFailure | RestartPolicy::Always
-                        ) {
-                            live_container_restarts += failure::container_restarts(pod);
-                        }
-                    }
-                    _ => {
-                        if matches!(
-                            replica.restart_policy,
-                            RestartPolicy::OnFailure | RestartPolicy::Always
-                        ) {
-                            live_container_restarts += failure::container_restarts(pod);
-                        }
-                    }
+                    "Running" => *active.entry(replica.type_).or_default() += 1,
+                    _ => {} // Pending or Unknown: waiting
                 }
             }
             record.write(
@@ -364,7 +357,6 @@ impl<'a, F: Framework> Pass<'a, F> {
                 self.kind, self.namespace, self.name
             );
             self.finish_failed("Failed", &message);
-            self.update_counts(replicas, &active);
             self.clean_up(replicas);
             return;
         }
@@ -392,7 +384,6 @@ impl<'a, F: Framework> Pass<'a, F> {
                 self.kind, self.name
             );
             self.finish_failed("Failed", &message);
-            self.update_counts(replicas, &active);
             self.clean_up(replicas);
             return;
         }
