@@ -17,6 +17,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         with_rules(
             PyTorchJob::crd(),
             rules::<PyTorchJob>(&[(
+                ".spec.elasticPolicy",
                 "!has(self.spec.elasticPolicy)",
                 "spec.elasticPolicy is not supported by kfop yet: remove it to run with a fixed number of workers",
             )]),
@@ -25,8 +26,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
-/// The rules every kind shares, then `extra`.
-fn rules<F: Framework>(extra: &[(&str, &str)]) -> Vec<ValidationRule> {
+/// The rules every kind shares, then `extra` (field path, rule, message).
+fn rules<F: Framework>(extra: &[(&str, &str, &str)]) -> Vec<ValidationRule> {
     let specs = format!("self.spec.{}", F::SPECS_FIELD);
     let replicas = |t: &str| format!("(has({specs}[{t}].replicas) ? {specs}[{t}].replicas : 1)");
     let types = F::REPLICA_TYPES
@@ -39,7 +40,8 @@ fn rules<F: Framework>(extra: &[(&str, &str)]) -> Vec<ValidationRule> {
             "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
             "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter): it names the job's services",
         ),
-        rule(
+        rule_at(
+            &format!(".spec.{}", F::SPECS_FIELD),
             &format!("{specs}.all(t, t.lowerAscii() in [{types}])"),
             &format!(
                 "spec.{} keys must be replica types of this kind: {}",
@@ -47,7 +49,8 @@ fn rules<F: Framework>(extra: &[(&str, &str)]) -> Vec<ValidationRule> {
                 F::REPLICA_TYPES.join(", ")
             ),
         ),
-        rule(
+        rule_at(
+            &format!(".spec.{}", F::SPECS_FIELD),
             &format!(
                 "{specs}.all(t, {r} < 1 || size(self.metadata.name) + size(t) + 2 + size(string({r} - 1)) <= {MAX_NAME_LENGTH})",
                 r = replicas("t")
@@ -57,7 +60,7 @@ fn rules<F: Framework>(extra: &[(&str, &str)]) -> Vec<ValidationRule> {
             ),
         ),
     ];
-    rules.extend(extra.iter().map(|(r, m)| rule(r, m)));
+    rules.extend(extra.iter().map(|(path, r, m)| rule_at(path, r, m)));
     rules
 }
 
@@ -66,6 +69,14 @@ fn rule(rule: &str, message: &str) -> ValidationRule {
         rule: rule.to_string(),
         message: Some(message.to_string()),
         ..Default::default()
+    }
+}
+
+/// A rule whose error points at `field_path` (relative to the object, e.g. `.spec.tfReplicaSpecs`).
+fn rule_at(field_path: &str, rule: &str, message: &str) -> ValidationRule {
+    ValidationRule {
+        field_path: Some(field_path.to_string()),
+        ..self::rule(rule, message)
     }
 }
 
