@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Built binaries and Go caches live outside the repo (see hack/control-plane/build.sh).
 export KFOP_CACHE ?= $(HOME)/.cache/kfop
 
-.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help
+.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help bench
 
 all: build
 
@@ -38,8 +38,13 @@ clippy:
 crds: ## Regenerate crds/ from the Rust types.
 	$(CARGO) run --quiet -- crds > crds/kfop.yaml
 
-run: control-plane ## Start a local control plane (or use $$KUBECONFIG's cluster) for kfop.
-	$(CARGO) run --quiet -- local-cluster --bin-dir "$$(hack/control-plane/build.sh)" --kubeconfig-out "$(KFOP_CACHE)/kubeconfig"
+run: ## kfop's main job: the operator on a local control plane (or $$KUBECONFIG's cluster) with an example KfDef.
+	hack/run-local.sh
+
+bench: ## Benchmarks: rendering vs kubectl kustomize, self-heal and job creation on the local control plane.
+	hack/bench-render.sh
+	hack/bench-self-heal.sh
+	hack/bench-jobs.sh
 
 image: ## Build the container image (needs a Docker engine).
 	docker build -t kfop:dev .

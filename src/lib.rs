@@ -2,7 +2,13 @@
 //!
 //! The library holds every piece the `kfop` binary runs; `docs/architecture.md` shows how they fit.
 
+pub mod applications;
 pub mod control_plane;
 pub mod crds;
 pub mod http_client;
 pub mod jobs;
+pub mod kfdef;
+pub mod operator;
+pub mod patch;
+pub mod render;
+pub mod repos;

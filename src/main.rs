@@ -27,6 +27,12 @@ enum Command {
     Version,
     /// Print the CustomResourceDefinitions kfop defines, as YAML.
     Crds,
+    /// Render a KfDef's applications (-f) or a kustomization directory (-k, like `kubectl kustomize`).
+    Render(RenderArgs),
+    /// Server-side apply every document of a YAML file (e.g. a KfDef and its namespace).
+    Apply(ApplyArgs),
+    /// Run the KfDef operator against the cluster of the current kubeconfig (or in-cluster config).
+    Run(RunArgs),
     /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
     LocalCluster(LocalClusterArgs),
     /// Run the TFJob and PyTorchJob controllers (kubeflow.org/v1) until interrupted.
@@ -63,6 +69,56 @@ struct JobControllerArgs {
     /// API writes in flight at once.
     #[arg(long, default_value_t = job_controllers::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "kustomize"])))]
+struct RenderArgs {
+    /// A KfDef file: render each of its applications as the operator would.
+    #[arg(short = 'f', long = "filename")]
+    file: Option<PathBuf>,
+    /// A kustomization directory to build.
+    #[arg(short = 'k', long = "kustomize")]
+    kustomize: Option<PathBuf>,
+    /// With -f: render only this application.
+    #[arg(long = "app", requires = "file")]
+    app: Option<String>,
+    /// With -f: write one file per application into this directory instead of printing.
+    #[arg(short = 'o', long = "output-dir", requires = "file")]
+    output_dir: Option<PathBuf>,
+    /// Where fetched repos are cached.
+    #[arg(long, env = "KFOP_REPO_CACHE")]
+    repo_cache: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ApplyArgs {
+    /// The YAML file to apply.
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
+    /// How long to keep retrying documents whose kind is not served yet (a CRD being installed).
+    #[arg(long, default_value_t = 60)]
+    wait_seconds: u64,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch KfDefs in this namespace only (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// How many KfDefs reconcile at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    /// Where fetched manifest repos are cached.
+    #[arg(long, env = "KFOP_REPO_CACHE")]
+    repo_cache: Option<PathBuf>,
+    /// Apply kfop's CRDs before starting (needs permission to manage CRDs).
+    #[arg(long)]
+    install_crds: bool,
+    /// Seconds between compares of a converged KfDef with the cluster (they write nothing
+    /// unless something drifted).
+    #[arg(long, default_value_t = 600)]
+    resync_seconds: u64,
 }
 
 #[derive(clap::Args)]
@@ -104,6 +160,9 @@ async fn main() -> ExitCode {
         Command::Crds => kfop::crds::to_yaml(&kfop::crds::all())
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| format!("rendering CRDs: {e}")),
+        Command::Render(args) => render(args).await,
+        Command::Apply(args) => apply(args).await,
+        Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster(args).await,
         Command::JobController(args) => job_controller(args).await,
     };
@@ -114,6 +173,149 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn render(args: RenderArgs) -> Result<(), String> {
+    use kfop::render::yaml::to_yaml_stream;
+    if let Some(dir) = &args.kustomize {
+        let renderer = kfop::render::Renderer::new(None).map_err(|e| e.to_string())?;
+        let objects = renderer.render(dir).map_err(|e| e.to_string())?;
+        print!("{}", to_yaml_stream(&objects).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let Some(file) = &args.file else {
+        return Err("give -f KFDEF or -k DIR".into());
+    };
+    let parsed = kfop::kfdef::read_file(file).map_err(|e| e.to_string())?;
+    for field in &parsed.unknown_fields {
+        tracing::warn!(file = %file.display(), field, "unknown field ignored");
+    }
+    let mut kfdef = parsed.kfdef;
+    if let Some(app) = &args.app {
+        kfdef.spec.applications.retain(|a| &a.name == app);
+        if kfdef.spec.applications.is_empty() {
+            return Err(format!("{}: no application named {app:?}", file.display()));
+        }
+    }
+    let cache_dir = args
+        .repo_cache
+        .clone()
+        .unwrap_or_else(kfop::repos::RepoCache::default_dir);
+    let cache = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
+    // Relative repo paths resolve against the working directory, as they do for `kfop run`.
+    let rendered = kfop::applications::render(&kfdef, &cache, None).await;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut failures = Vec::new();
+    let mut first = true;
+    for (index, app) in rendered.iter().enumerate() {
+        let objects = match &app.result {
+            Ok(objects) => objects,
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        let text = to_yaml_stream(objects).map_err(|e| e.to_string())?;
+        match &args.output_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{index:02}-{}.yaml", app.name));
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            None => {
+                if !first {
+                    println!("---");
+                }
+                println!("# application: {}", app.name);
+                print!("{text}");
+                first = false;
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+async fn apply(args: ApplyArgs) -> Result<(), String> {
+    use kfop::operator::cluster::{ApplyError, Cluster};
+    let text =
+        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let documents = kfop::render::yaml::parse_documents(&text)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let cluster = Cluster::new(client.clone());
+    let namespace = client.default_namespace().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait_seconds);
+    for document in documents {
+        let desired = kfop::operator::objects::plain(document, &namespace)?;
+        loop {
+            match cluster.apply(&desired).await {
+                Ok(()) => {
+                    println!("{} applied", desired.key);
+                    break;
+                }
+                Err(ApplyError::NoKind { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(format!("{}: {e}", desired.key)),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    if args.install_crds {
+        install_crds(&client).await?;
+    }
+    let cache_dir = args
+        .repo_cache
+        .unwrap_or_else(kfop::repos::RepoCache::default_dir);
+    let repos = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
+    let options = kfop::operator::Options {
+        namespace: args.namespace,
+        concurrency: args.concurrency,
+        resync: Some(std::time::Duration::from_secs(args.resync_seconds)),
+    };
+    kfop::operator::run(client, repos, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Applies kfop's CRDs and waits until they are established.
+async fn install_crds(client: &kube::Client) -> Result<(), String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::{conditions, wait::await_condition};
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in kfop::crds::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("kfop").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(|e| format!("installing CRD {name}: {e}"))?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| format!("CRD {name} was not established within a minute"))?
+        .map_err(|e| format!("waiting for CRD {name}: {e}"))?;
+        tracing::info!(crd = %name, "CRD installed");
+    }
+    Ok(())
 }
 
 async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {

@@ -1,7 +1,16 @@
 //! Integration tests on a real control plane: one module per behaviour.
 
+mod bad_input;
+mod conflict;
 mod control_plane;
+mod corpus_kfdef;
+mod finalizer;
 mod job_support;
+mod kfdef;
+mod operator_apply;
+mod operator_support;
+mod prune;
 mod pytorchjob;
+mod self_heal;
 mod support;
 mod tfjob;

@@ -66,6 +66,12 @@ pub async fn namespace(test: &str) -> Option<TestNamespace> {
     Some(TestNamespace { client, name })
 }
 
+/// The kubeconfig of the test cluster (after [`namespace`] has found one).
+#[allow(dead_code)]
+pub fn kubeconfig() -> Option<PathBuf> {
+    CLUSTER.get()?.as_ref().ok().map(|c| c.kubeconfig.clone())
+}
+
 /// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
@@ -136,12 +142,4 @@ fn start_local_cluster(bin_dir: PathBuf) -> Result<SharedCluster, String> {
     let _ = child.wait();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     Err(format!("the local control plane did not start:\n{log}"))
-}
-
-/// The kubeconfig of the test cluster, for tests that run `kfop` as a separate process.
-pub fn kubeconfig() -> Option<PathBuf> {
-    match CLUSTER.get() {
-        Some(Ok(cluster)) => Some(cluster.kubeconfig.clone()),
-        _ => None,
-    }
 }

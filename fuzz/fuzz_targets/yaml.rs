@@ -1,0 +1,11 @@
+//! Arbitrary bytes into the YAML loader: it may refuse them, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = kfop::render::yaml::parse_documents(text);
+        let _ = kfop::render::yaml::parse_document(text);
+    }
+});

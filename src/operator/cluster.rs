@@ -1,0 +1,175 @@
+//! The thin edge to the API server: which kinds exist and how they are scoped, server-side apply
+//! of one object, reading one object's metadata, and deleting one object.
+
+use super::objects::{DesiredObject, FIELD_MANAGER, ObjectKey};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PartialObjectMeta, Patch,
+    PatchParams,
+};
+use kube::discovery::Scope;
+use kube::{Api, Client};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A kind the API server serves.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// Why an object could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The API server does not serve the kind (yet: its CRD may still be on its way).
+    #[error("no matches for kind {kind} in version {api_version}")]
+    NoKind { kind: String, api_version: String },
+    /// The API server refused the object or could not be reached.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+}
+
+impl ApplyError {
+    /// Whether trying again later may succeed (a kind not served yet, a webhook not ready, a
+    /// conflict, the server busy) rather than the object being wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::NoKind { .. } => true,
+            ApplyError::Api(kube::Error::Api(status)) => !matches!(status.code, 400 | 403 | 422),
+            ApplyError::Api(_) => true,
+        }
+    }
+}
+
+/// A 404 of any form (a missing object, or a kind no longer served because its CRD was deleted)
+/// means the object is not there.
+fn not_found_is_none<T>(result: Result<Option<T>, kube::Error>) -> Result<Option<T>, kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        other => other,
+    }
+}
+
+/// Discovery with a cache, and object operations by kind.
+pub struct Cluster {
+    client: Client,
+    kinds: Mutex<HashMap<(String, String, String), Kind>>,
+}
+
+impl Cluster {
+    /// A cluster reached through `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Resolves a kind; `Ok(None)` when the API server does not serve it.
+    pub async fn kind(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Result<Option<Kind>, kube::Error> {
+        let cache_key = (group.to_string(), version.to_string(), kind.to_string());
+        if let Ok(kinds) = self.kinds.lock()
+            && let Some(found) = kinds.get(&cache_key)
+        {
+            return Ok(Some(found.clone()));
+        }
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, capabilities)) => {
+                let found = Kind {
+                    resource,
+                    namespaced: capabilities.scope == Scope::Namespaced,
+                };
+                if let Ok(mut kinds) = self.kinds.lock() {
+                    kinds.insert(cache_key, found.clone());
+                }
+                Ok(Some(found))
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (kind.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &kind.resource),
+            _ => Api::all_with(self.client.clone(), &kind.resource),
+        }
+    }
+
+    /// Applies an object with server-side apply, taking over the fields kfop sets.
+    pub async fn apply(&self, desired: &DesiredObject) -> Result<(), ApplyError> {
+        let key = &desired.key;
+        let kind = self
+            .kind(&key.group, &desired.version, &key.kind)
+            .await?
+            .ok_or_else(|| ApplyError::NoKind {
+                kind: key.kind.clone(),
+                api_version: super::objects::group_version_string(&key.group, &desired.version),
+            })?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.api(&kind, key.namespace.as_deref())
+            .patch(&key.name, &params, &Patch::Apply(&desired.object))
+            .await?;
+        Ok(())
+    }
+
+    /// The object's metadata, `None` if it does not exist (or its kind is not served).
+    pub async fn metadata(
+        &self,
+        key: &ObjectKey,
+        version: &str,
+    ) -> Result<Option<PartialObjectMeta<DynamicObject>>, kube::Error> {
+        let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
+            return Ok(None);
+        };
+        not_found_is_none(
+            self.api(&kind, key.namespace.as_deref())
+                .get_metadata_opt(&key.name)
+                .await,
+        )
+    }
+
+    /// The whole object, `None` if it does not exist.
+    pub async fn get(
+        &self,
+        key: &ObjectKey,
+        version: &str,
+    ) -> Result<Option<DynamicObject>, kube::Error> {
+        let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
+            return Ok(None);
+        };
+        not_found_is_none(
+            self.api(&kind, key.namespace.as_deref())
+                .get_opt(&key.name)
+                .await,
+        )
+    }
+
+    /// Deletes an object (background propagation); `Ok(true)` once it is gone.
+    pub async fn delete(&self, key: &ObjectKey, version: &str) -> Result<bool, kube::Error> {
+        let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
+            return Ok(true);
+        };
+        match self
+            .api(&kind, key.namespace.as_deref())
+            .delete(&key.name, &DeleteParams::background())
+            .await
+        {
+            Ok(either) => Ok(either.is_right()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
