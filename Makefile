@@ -41,9 +41,10 @@ crds: ## Regenerate crds/ from the Rust types.
 run: ## kfop's main job: the operator on a local control plane (or $$KUBECONFIG's cluster) with an example KfDef.
 	hack/run-local.sh
 
-bench: ## Benchmarks: rendering vs kubectl kustomize, and self-heal on the local control plane.
+bench: ## Benchmarks: rendering vs kubectl kustomize, self-heal and job creation on the local control plane.
 	hack/bench-render.sh
 	hack/bench-self-heal.sh
+	hack/bench-jobs.sh
 
 image: ## Build the container image (needs a Docker engine).
 	docker build -t kfop:dev .

@@ -6,6 +6,7 @@ use kube::CustomResourceExt;
 /// Every CRD kfop defines, sorted by name.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![crate::kfdef::KfDef::crd()];
+    crds.extend(crate::jobs::crd::all());
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     crds
 }

@@ -6,6 +6,7 @@ pub mod applications;
 pub mod control_plane;
 pub mod crds;
 pub mod http_client;
+pub mod jobs;
 pub mod kfdef;
 pub mod operator;
 pub mod patch;

@@ -2,6 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use kfop::control_plane::{self, Binaries, ControlPlane};
+use kfop::jobs::controller::{self as job_controllers, Kind};
+use kfop::jobs::engine;
+use kfop::jobs::gang::GangScheduler;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::io::AsyncReadExt;
@@ -32,6 +35,40 @@ enum Command {
     Run(RunArgs),
     /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
     LocalCluster(LocalClusterArgs),
+    /// Run the TFJob and PyTorchJob controllers (kubeflow.org/v1) until interrupted.
+    JobController(JobControllerArgs),
+}
+
+#[derive(clap::Args)]
+struct JobControllerArgs {
+    /// The job kinds to run, comma-separated: tfjob, pytorchjob.
+    #[arg(long, value_delimiter = ',', default_value = "tfjob,pytorchjob")]
+    kinds: Vec<Kind>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Hand pods to this gang scheduler: `volcano`, or the name of a scheduler-plugins scheduler.
+    #[arg(long)]
+    gang_scheduler: Option<String>,
+    /// Jobs reconciled at once, per kind.
+    #[arg(long, default_value_t = job_controllers::DEFAULT_WORKERS)]
+    workers: u16,
+    /// Appended to service addresses in TF_CONFIG (e.g. cluster.local).
+    #[arg(long, env = "CUSTOM_CLUSTER_DOMAIN")]
+    cluster_domain: Option<String>,
+    /// Force-delete a pod still terminating this many seconds past its deletion deadline (a
+    /// lost node never confirms deletion).
+    #[arg(long, default_value_t = 300)]
+    force_delete_after: u64,
+    /// API writes per second (client-side limit shared by every kind).
+    #[arg(long, default_value_t = job_controllers::DEFAULT_API_QPS)]
+    api_qps: f64,
+    /// API writes allowed to burst above the rate.
+    #[arg(long, default_value_t = job_controllers::DEFAULT_API_BURST)]
+    api_burst: u32,
+    /// API writes in flight at once.
+    #[arg(long, default_value_t = job_controllers::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +164,7 @@ async fn main() -> ExitCode {
         Command::Apply(args) => apply(args).await,
         Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster(args).await,
+        Command::JobController(args) => job_controller(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -318,6 +356,32 @@ async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {
     tracing::info!("stopping the local control plane");
     plane.stop().await;
     outcome
+}
+
+async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let options = job_controllers::Options {
+        namespace: args.namespace,
+        workers: args.workers,
+        api_qps: args.api_qps,
+        api_burst: args.api_burst,
+        max_in_flight: args.max_in_flight,
+        engine: engine::Config {
+            cluster_domain: args.cluster_domain.filter(|d| !d.is_empty()),
+            gang: args.gang_scheduler.as_deref().map(GangScheduler::from_name),
+            force_delete_after: std::time::Duration::from_secs(args.force_delete_after),
+        },
+    };
+    tokio::select! {
+        result = job_controllers::run(client, &args.kinds, options) => match result {
+            Ok(()) => Err("the job controllers stopped".to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = terminated() => Ok(()),
+    }
 }
 
 async fn terminated() {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmark of the job controllers: a 1000-worker TFJob, create -> all pods and services exist, on a
+# local control plane; prints pods/s and the ratios against the API server's ceiling and against
+# training-operator's settings measured in the same run. Options: --workers N, --peer-workers N,
+# --rounds N.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KFOP_CONTROL_PLANE_BIN="$(hack/control-plane/build.sh)"
+export KFOP_CONTROL_PLANE_BIN
+exec cargo bench --locked --bench jobs -- "$@"

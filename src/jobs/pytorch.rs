@@ -1,0 +1,336 @@
+//! PyTorchJob (`kubeflow.org/v1`): a Master and Workers, with the `MASTER_ADDR`, `MASTER_PORT`,
+//! `WORLD_SIZE`, `RANK` and torchrun `PET_*` environment training-operator sets.
+
+use super::api::{JobStatus, ReplicaSpec, RestartPolicy, RunPolicy};
+use super::framework::{Counts, Framework, Progress, Replica, object_name, port};
+use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The desired state of a PyTorchJob.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "kubeflow.org",
+    version = "v1",
+    kind = "PyTorchJob",
+    plural = "pytorchjobs",
+    singular = "pytorchjob",
+    namespaced,
+    status = "JobStatus",
+    doc = "A distributed PyTorch training job.",
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.conditions[-1:].type"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    scale(
+        spec_replicas_path = ".spec.pytorchReplicaSpecs.Worker.replicas",
+        status_replicas_path = ".status.replicaStatuses.Worker.active",
+        label_selector_path = ".status.replicaStatuses.Worker.selector"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PyTorchJobSpec {
+    /// Clean-up, limits, scheduling and suspension.
+    #[serde(default)]
+    pub run_policy: RunPolicy,
+    /// Elastic training is not supported yet: a job that sets it is rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub elastic_policy: Option<serde_json::Value>,
+    /// The replica types (`Master`, `Worker`) and their specs.
+    #[schemars(extend("maxProperties" = 2))]
+    pub pytorch_replica_specs: BTreeMap<String, ReplicaSpec>,
+    /// Processes per node for torchrun (`auto`, `cpu`, `gpu` or a number); defaults to `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nproc_per_node: Option<String>,
+}
+
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "description": "Not supported by kfop yet; a job that sets it is rejected."
+    })
+}
+
+/// The default `nprocPerNode`.
+const DEFAULT_NPROC_PER_NODE: &str = "auto";
+
+impl PyTorchJob {
+    /// The environment every container of replica `index` of `replica` gets, in order.
+    pub fn env(&self, replicas: &[Replica], replica: &Replica, index: u32) -> Vec<EnvVar> {
+        let var = |name: &str, value: String| EnvVar {
+            name: name.to_string(),
+            value: Some(value),
+            value_from: None,
+        };
+        let total: u32 = replicas.iter().map(|r| r.replicas).sum();
+        let nproc = self
+            .spec
+            .nproc_per_node
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NPROC_PER_NODE.to_string());
+        let per_node: u64 = nproc.parse().unwrap_or(1);
+        let mut env = vec![var("PYTHONUNBUFFERED", "1".into())];
+        if let Some(master) = replicas.iter().find(|r| r.type_ == "Master") {
+            let name = self.metadata.name.as_deref().unwrap_or_default();
+            let port = port(
+                master,
+                Self::DEFAULT_CONTAINER,
+                Self::PORT_NAME,
+                Self::DEFAULT_PORT,
+            )
+            .to_string();
+            let address = object_name(name, "master", 0);
+            let rank = if replica.type_ == "Worker" {
+                index + 1
+            } else {
+                index
+            }
+            .to_string();
+            env.extend([
+                var("MASTER_PORT", port.clone()),
+                var("PET_MASTER_PORT", port),
+                var("MASTER_ADDR", address.clone()),
+                var("PET_MASTER_ADDR", address),
+                var("WORLD_SIZE", (u64::from(total) * per_node).to_string()),
+                var("RANK", rank.clone()),
+                var("PET_NODE_RANK", rank),
+            ]);
+        }
+        env.push(var("PET_NPROC_PER_NODE", nproc));
+        env.push(var("PET_NNODES", total.to_string()));
+        env
+    }
+}
+
+impl Framework for PyTorchJob {
+    const CONTROLLER_NAME: &'static str = "pytorchjob-controller";
+    const DEFAULT_CONTAINER: &'static str = "pytorch";
+    const PORT_NAME: &'static str = "pytorchjob-port";
+    const DEFAULT_PORT: i32 = 23456;
+    const DEFAULT_RESTART_POLICY: RestartPolicy = RestartPolicy::OnFailure;
+    const REPLICA_TYPES: &'static [&'static str] = &["Master", "Worker"];
+    const SPECS_FIELD: &'static str = "pytorchReplicaSpecs";
+
+    fn replica_specs(&self) -> &BTreeMap<String, ReplicaSpec> {
+        &self.spec.pytorch_replica_specs
+    }
+
+    fn run_policy(&self) -> &RunPolicy {
+        &self.spec.run_policy
+    }
+
+    fn job_status(&self) -> Option<&JobStatus> {
+        self.status.as_ref()
+    }
+
+    fn validate_kind(&self, replicas: &[Replica]) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.spec.elastic_policy.is_some() {
+            errors.push(
+                "spec.elasticPolicy is not supported by kfop yet: remove it to run with a fixed number of workers"
+                    .to_string(),
+            );
+        }
+        if let Some(master) = replicas.iter().find(|r| r.type_ == "Master")
+            && master.replicas != 1
+        {
+            errors.push(format!(
+                "spec.pytorchReplicaSpecs.Master.replicas must be 1 (got {})",
+                master.replicas
+            ));
+        }
+        errors
+    }
+
+    fn is_master_role(&self, replicas: &[Replica], type_: &str, index: u32) -> bool {
+        if replicas.iter().any(|r| r.type_ == "Master") {
+            type_ == "Master"
+        } else {
+            type_ == "Worker" && index == 0
+        }
+    }
+
+    type Cluster = ();
+
+    fn cluster(&self, _replicas: &[Replica], _cluster_domain: Option<&str>) {}
+
+    fn set_cluster_spec(
+        &self,
+        _cluster: &(),
+        replicas: &[Replica],
+        replica: &Replica,
+        index: u32,
+        spec: &mut PodSpec,
+    ) {
+        let env = self.env(replicas, replica, index);
+        for container in &mut spec.containers {
+            container
+                .env
+                .get_or_insert_with(Vec::new)
+                .extend(env.iter().cloned());
+        }
+    }
+
+    fn progress(&self, counts: &[(&'static str, Counts)]) -> Progress {
+        let decider = counts
+            .iter()
+            .find(|(t, _)| *t == "Master")
+            .or_else(|| counts.iter().find(|(t, _)| *t == "Worker"));
+        match decider {
+            Some((_, c)) => Progress {
+                running: c.active > 0,
+                succeeded: c.replicas > 0 && c.succeeded >= c.replicas,
+            },
+            None => Progress::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::framework::replicas;
+    use serde_json::json;
+
+    fn job(spec: serde_json::Value) -> PyTorchJob {
+        serde_json::from_value(json!({
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+            "metadata": {"name": "ddp", "namespace": "ml", "uid": "u1"},
+            "spec": spec,
+        }))
+        .expect("PyTorchJob")
+    }
+
+    fn replica_spec(n: u32) -> serde_json::Value {
+        json!({"replicas": n, "template": {"spec": {"containers": [{"name": "pytorch", "image": "pt:2"}]}}})
+    }
+
+    fn pairs(env: &[EnvVar]) -> Vec<(String, String)> {
+        env.iter()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn worker_env_matches_training_operator() {
+        let job = job(
+            json!({"pytorchReplicaSpecs": {"Master": replica_spec(1), "Worker": replica_spec(3)}}),
+        );
+        let replicas = replicas(&job).expect("valid");
+        let worker = &replicas[1];
+        let expected: Vec<(String, String)> = [
+            ("PYTHONUNBUFFERED", "1"),
+            ("MASTER_PORT", "23456"),
+            ("PET_MASTER_PORT", "23456"),
+            ("MASTER_ADDR", "ddp-master-0"),
+            ("PET_MASTER_ADDR", "ddp-master-0"),
+            ("WORLD_SIZE", "4"),
+            ("RANK", "3"),
+            ("PET_NODE_RANK", "3"),
+            ("PET_NPROC_PER_NODE", "auto"),
+            ("PET_NNODES", "4"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(pairs(&job.env(&replicas, worker, 2)), expected);
+        let master_env = pairs(&job.env(&replicas, &replicas[0], 0));
+        assert!(master_env.contains(&("RANK".into(), "0".into())));
+    }
+
+    #[test]
+    fn numeric_nproc_multiplies_world_size_and_env_goes_to_every_container() {
+        let mut master = replica_spec(1);
+        master["template"]["spec"]["containers"] = json!([
+            {"name": "pytorch", "image": "pt", "ports": [{"name": "pytorchjob-port", "containerPort": 29500}]},
+            {"name": "sidecar", "image": "s"}
+        ]);
+        let job = job(
+            json!({"nprocPerNode": "4", "pytorchReplicaSpecs": {"Master": master, "Worker": replica_spec(1)}}),
+        );
+        let replicas = replicas(&job).expect("valid");
+        let mut spec = replicas[0].template.spec.clone().expect("spec");
+        job.set_cluster_spec(&(), &replicas, &replicas[0], 0, &mut spec);
+        for container in &spec.containers {
+            let env = pairs(container.env.as_deref().unwrap_or_default());
+            assert!(env.contains(&("WORLD_SIZE".into(), "8".into())), "{env:?}");
+            assert!(
+                env.contains(&("MASTER_PORT".into(), "29500".into())),
+                "{env:?}"
+            );
+            assert!(
+                env.contains(&("PET_NPROC_PER_NODE".into(), "4".into())),
+                "{env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_master_there_is_no_rendezvous_env() {
+        let job = job(json!({"pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        let replicas = replicas(&job).expect("valid");
+        let names: Vec<String> = job
+            .env(&replicas, &replicas[0], 1)
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["PYTHONUNBUFFERED", "PET_NPROC_PER_NODE", "PET_NNODES"]
+        );
+        assert!(job.is_master_role(&replicas, "Worker", 0));
+    }
+
+    #[test]
+    fn elastic_policy_and_extra_masters_are_rejected() {
+        let elastic = job(json!({"elasticPolicy": {"maxReplicas": 3},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        let errors = replicas(&elastic).expect_err("invalid");
+        assert!(
+            errors[0].contains("elasticPolicy is not supported"),
+            "{errors:?}"
+        );
+        let masters = job(json!({"pytorchReplicaSpecs": {"Master": replica_spec(2)}}));
+        let errors = replicas(&masters).expect_err("invalid");
+        assert!(
+            errors[0].contains("Master.replicas must be 1"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn success_follows_the_master_or_else_all_workers() {
+        let job = job(json!({"pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        let c = |replicas, active, succeeded| Counts {
+            replicas,
+            active,
+            succeeded,
+            ..Default::default()
+        };
+        assert_eq!(
+            job.progress(&[("Master", c(1, 0, 1)), ("Worker", c(2, 2, 0))]),
+            Progress {
+                running: false,
+                succeeded: true
+            }
+        );
+        assert_eq!(
+            job.progress(&[("Worker", c(2, 1, 1))]),
+            Progress {
+                running: true,
+                succeeded: false
+            }
+        );
+        assert!(job.progress(&[("Worker", c(2, 0, 2))]).succeeded);
+    }
+}
