@@ -33,4 +33,28 @@ mod tests {
             "crds/kfop.yaml is stale: run `make crds` and commit the result"
         );
     }
+
+    #[test]
+    fn manifest_repo_crds_are_up_to_date() {
+        for (app, name) in [
+            ("tf-job-controller", "tfjobs.kubeflow.org"),
+            ("pytorch-job-controller", "pytorchjobs.kubeflow.org"),
+        ] {
+            let path = format!(
+                "{}/manifests/{app}/base/crd.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let committed = std::fs::read_to_string(&path).expect("manifest CRD");
+            let crd: Vec<_> = super::all()
+                .into_iter()
+                .filter(|c| c.metadata.name.as_deref() == Some(name))
+                .collect();
+            assert_eq!(crd.len(), 1, "{name}");
+            let generated = super::to_yaml(&crd).expect("render CRD");
+            assert!(
+                committed == generated,
+                "{path} is stale: run `make crds` and commit the result"
+            );
+        }
+    }
 }

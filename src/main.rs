@@ -26,7 +26,7 @@ enum Command {
     /// Print kfop's version and the Kubernetes version it is built and tested against.
     Version,
     /// Print the CustomResourceDefinitions kfop defines, as YAML.
-    Crds,
+    Crds(CrdsArgs),
     /// Render a KfDef's applications (-f) or a kustomization directory (-k, like `kubectl kustomize`).
     Render(RenderArgs),
     /// Server-side apply every document of a YAML file (e.g. a KfDef and its namespace).
@@ -37,6 +37,13 @@ enum Command {
     LocalCluster(LocalClusterArgs),
     /// Run the TFJob and PyTorchJob controllers (kubeflow.org/v1) until interrupted.
     JobController(JobControllerArgs),
+}
+
+#[derive(clap::Args)]
+struct CrdsArgs {
+    /// Print only the CRD with this name (e.g. tfjobs.kubeflow.org).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -157,9 +164,18 @@ async fn main() -> ExitCode {
             );
             Ok(())
         }
-        Command::Crds => kfop::crds::to_yaml(&kfop::crds::all())
-            .map(|yaml| print!("{yaml}"))
-            .map_err(|e| format!("rendering CRDs: {e}")),
+        Command::Crds(args) => kfop::crds::to_yaml(
+            &kfop::crds::all()
+                .into_iter()
+                .filter(|c| {
+                    args.name
+                        .as_ref()
+                        .is_none_or(|n| c.metadata.name.as_ref() == Some(n))
+                })
+                .collect::<Vec<_>>(),
+        )
+        .map(|yaml| print!("{yaml}"))
+        .map_err(|e| format!("rendering CRDs: {e}")),
         Command::Render(args) => render(args).await,
         Command::Apply(args) => apply(args).await,
         Command::Run(args) => run(args).await,

@@ -6,6 +6,7 @@ mod control_plane;
 mod corpus_kfdef;
 mod deploy_manifests;
 mod finalizer;
+mod job_controllers_kfdef;
 mod job_support;
 mod kfdef;
 mod operator_apply;

@@ -1,0 +1,86 @@
+//! kfop's job controllers as managed children of a KfDef: the operator applies the `manifests/`
+//! repo of this repository and puts the job controller's Deployment back when it is deleted.
+
+use crate::operator_support::{self as op, App};
+use crate::support::{self, eventually};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::DeleteParams;
+use kube::{Api, ResourceExt};
+use std::path::Path;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kfdef_deploys_and_heals_the_job_controllers() {
+    let Some(ns) = support::namespace("job-controllers").await else {
+        return;
+    };
+    let _operator = op::start(&ns.client, &ns.name).await;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let uri = format!("file://{}", repo.display());
+    let apps = [
+        App {
+            name: "tf-job-controller",
+            path: "tf-job-controller",
+            overlays: &[],
+            parameters: &[("namespace", ns.name.as_str())],
+        },
+        App {
+            name: "pytorch-job-controller",
+            path: "pytorch-job-controller",
+            overlays: &["gang-volcano"],
+            parameters: &[("namespace", ns.name.as_str())],
+        },
+    ];
+    op::apply_kfdef(
+        &ns.client,
+        &ns.name,
+        &op::kfdef("jobs", &ns.name, &uri, &apps),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    let tf = eventually(op::TIMEOUT, "the TFJob controller Deployment", || async {
+        deployments.get_opt("tf-job-controller").await.ok()?
+    })
+    .await;
+    let args = |d: &Deployment| {
+        d.spec
+            .template
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].args.clone().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    assert_eq!(args(&tf), vec!["job-controller", "--kinds", "tfjob"]);
+    assert_eq!(
+        tf.labels().get("kfop.dev/application").map(String::as_str),
+        Some("tf-job-controller")
+    );
+    let pytorch = eventually(
+        op::TIMEOUT,
+        "the PyTorchJob controller Deployment",
+        || async { deployments.get_opt("pytorch-job-controller").await.ok()? },
+    )
+    .await;
+    assert_eq!(
+        args(&pytorch),
+        vec![
+            "job-controller",
+            "--kinds",
+            "pytorchjob",
+            "--gang-scheduler=volcano"
+        ]
+    );
+
+    deployments
+        .delete("tf-job-controller", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(
+        op::TIMEOUT,
+        "the TFJob controller to be re-created",
+        || async {
+            let now = deployments.get_opt("tf-job-controller").await.ok()??;
+            (now.uid() != tf.uid()).then_some(())
+        },
+    )
+    .await;
+}
