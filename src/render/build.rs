@@ -47,6 +47,31 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Appends many objects, refusing ids already present (one pass over what is there).
+    fn append_all(&mut self, batch: Vec<Resource>, file: &Path) -> Result<(), RenderError> {
+        let mut seen: std::collections::HashMap<_, usize> = self
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id().identity(), i))
+            .collect();
+        for resource in batch {
+            let id = resource.id();
+            if let Some(&existing) = seen.get(&id.identity()) {
+                return Err(RenderError::Invalid {
+                    file: file.to_path_buf(),
+                    message: format!(
+                        "{id} (from {}) is already defined (by {})",
+                        resource.origin, self.resources[existing].origin
+                    ),
+                });
+            }
+            seen.insert(id.identity(), self.resources.len());
+            self.resources.push(resource);
+        }
+        Ok(())
+    }
+
     fn merge_vars(&mut self, incoming: Vec<Var>, file: &Path) -> Result<(), RenderError> {
         for var in incoming {
             if self.vars.iter().any(|v| v.name == var.name) {
@@ -152,15 +177,11 @@ impl Renderer {
                     ..Default::default()
                 };
                 self.accumulate(&path, &mut child, stack, Role::Kustomization)?;
-                for resource in child.resources {
-                    acc.append(resource, &file)?;
-                }
+                acc.append_all(child.resources, &file)?;
                 acc.config.merge(&child.config);
                 acc.merge_vars(child.vars, &file)?;
             } else {
-                for resource in self.read_resources(&path)? {
-                    acc.append(resource, &file)?;
-                }
+                acc.append_all(self.read_resources(&path)?, &file)?;
             }
         }
 

@@ -138,6 +138,15 @@ impl ResId {
         }
     }
 
+    /// What makes two ids the same object: kind, name and effective namespace.
+    pub fn identity(&self) -> (Gvk, String, String) {
+        (
+            self.gvk.clone(),
+            self.name.clone(),
+            self.effective_namespace().to_string(),
+        )
+    }
+
     /// Same kind, name and effective namespace.
     pub fn same_object(&self, other: &ResId) -> bool {
         self.gvk == other.gvk

@@ -14,10 +14,11 @@ pub fn apply(
     references: &[NameBackReference],
 ) -> Result<(), RenderError> {
     let snapshot: Vec<Resource> = resources.to_vec();
+    let ids: Vec<ResId> = snapshot.iter().map(Resource::id).collect();
     for index in 0..resources.len() {
         let referrer = &snapshot[index];
         let original_gvk = referrer.original_id().gvk;
-        let candidates = candidates_for(referrer, &snapshot)?;
+        let candidates = candidates_for(referrer, &snapshot, &ids)?;
         for reference in references {
             for spec in reference
                 .referrers
@@ -49,6 +50,7 @@ pub fn apply(
 fn candidates_for<'a>(
     referrer: &Resource,
     all: &'a [Resource],
+    ids: &[ResId],
 ) -> Result<Vec<&'a Resource>, RenderError> {
     let referrer_id = referrer.id();
     if referrer_id.gvk.is_cluster_scoped() {
@@ -77,14 +79,16 @@ fn candidates_for<'a>(
             }
         }
     }
+    let referrer_namespace = referrer_id.effective_namespace();
     Ok(all
         .iter()
-        .filter(|candidate| {
-            let id = candidate.id();
+        .zip(ids)
+        .filter(|(_, id)| {
             id.gvk.is_cluster_scoped()
-                || id.effective_namespace() == referrer_id.effective_namespace()
+                || id.effective_namespace() == referrer_namespace
                 || binding_namespaces.contains(&id.namespace)
         })
+        .map(|(candidate, _)| candidate)
         .collect())
 }
 

@@ -52,9 +52,13 @@ pub fn apply(
                 }
             }
         }
-        let id = resources[index].id();
-        let clashes = resources.iter().filter(|r| r.id().same_object(&id)).count();
-        if clashes != 1 {
+    }
+    // Every namespaced object ends up in the same namespace, so a clash kustomize would find
+    // after moving one object is still there after moving all of them.
+    let mut seen = std::collections::HashSet::new();
+    for resource in resources.iter() {
+        let id = resource.id();
+        if !seen.insert(id.identity()) {
             return Err(RenderError::Transform {
                 transformer: "namespace",
                 resource: id.to_string(),
