@@ -15,8 +15,7 @@ pub fn apply(
     if namespace.is_empty() {
         return Ok(());
     }
-    for index in 0..resources.len() {
-        let resource = &mut resources[index];
+    for resource in resources.iter_mut() {
         resource.store_previous_id();
         let gvk = resource.gvk();
         if !gvk.is_cluster_scoped() {
@@ -42,7 +41,6 @@ pub fn apply(
                 message: e.to_string(),
             })?;
         }
-        let resource = &mut resources[index];
         if matches!(gvk.kind.as_str(), "RoleBinding" | "ClusterRoleBinding")
             && let Some(Value::Array(subjects)) = resource.object.get_mut("subjects")
         {
