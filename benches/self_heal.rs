@@ -48,41 +48,10 @@ fn start_cluster() -> Option<(Child, String)> {
     panic!("the local control plane did not start");
 }
 
-/// Write requests served so far, by `verb resource`.
 async fn writes(client: &Client) -> std::collections::BTreeMap<String, f64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = client.request_text(request).await.expect("metrics");
-    let mut counts = std::collections::BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        let verb = label("verb");
-        // The API server renews its own identity lease every ten seconds; kfop takes none.
-        if !["POST", "PUT", "PATCH", "DELETE", "APPLY"].contains(&verb.as_str())
-            || label("resource") == "leases"
-        {
-            continue;
-        }
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *counts
-            .entry(format!("{verb} {}", label("resource")))
-            .or_insert(0.0) += value;
-    }
-    counts
+    kfop::control_plane::metrics::write_requests(client)
+        .await
+        .expect("metrics")
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -251,13 +220,7 @@ async fn main() {
     let before = settled;
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
     let after = writes(&client).await;
-    let idle: std::collections::BTreeMap<String, f64> = after
-        .iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0.0);
-            (d > 0.0).then(|| (k.clone(), d))
-        })
-        .collect();
+    let idle = kfop::control_plane::metrics::growth(&before, &after);
     let idle_writes: f64 = idle.values().sum();
 
     let p50 = percentile(&latencies, 0.50);

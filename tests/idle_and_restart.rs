@@ -20,56 +20,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::eventually;
 
-/// Writes the API server has served so far, by `verb resource`.
 async fn writes(client: &kube::Client) -> BTreeMap<String, f64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = client.request_text(request).await.expect("metrics");
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        let verb = label("verb");
-        // The API server renews its own identity lease every ten seconds; kfop takes none.
-        if !matches!(
-            verb.as_str(),
-            "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY" | "DELETECOLLECTION"
-        ) || label("resource") == "leases"
-        {
-            continue;
-        }
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *counts
-            .entry(format!("{verb} {}", label("resource")))
-            .or_insert(0.0) += value;
-    }
-    counts
+    kfop::control_plane::metrics::write_requests(client)
+        .await
+        .expect("metrics")
 }
 
 fn difference(
     after: &BTreeMap<String, f64>,
     before: &BTreeMap<String, f64>,
 ) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0.0);
-            (d > 0.0).then(|| (k.clone(), d))
-        })
-        .collect()
+    kfop::control_plane::metrics::growth(before, after)
 }
 
 /// `kfop run` as a child process, logging to `log`.

@@ -4,6 +4,7 @@
 //! `kfop local-cluster` runs one for demos; the integration tests run their cluster tests on one.
 
 pub mod kubelet;
+pub mod metrics;
 mod pki;
 mod process;
 
@@ -101,14 +102,7 @@ impl Binaries {
         if let Some(dir) = std::env::var_os("KFOP_CONTROL_PLANE_BIN") {
             return PathBuf::from(dir);
         }
-        let cache = std::env::var_os("KFOP_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let home = std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                home.join(".cache").join("kfop")
-            });
+        let cache = crate::cache::dir();
         cache
             .join("control-plane")
             .join(format!("v{}", kubernetes_version()))

@@ -344,6 +344,17 @@ impl TransformerConfig {
     }
 }
 
+/// The workloads kustomize lists for service-account, claim and priority-class references.
+const WORKLOADS: &[&str] = &[
+    "Pod",
+    "StatefulSet",
+    "Deployment",
+    "ReplicationController",
+    "CronJob",
+    "Job",
+    "DaemonSet",
+];
+
 /// Workload kinds and where their pod spec sits.
 const POD_SPECS: &[(&str, &str)] = &[
     ("Pod", "spec"),
@@ -577,36 +588,12 @@ fn builtin_name_references(config: &mut TransformerConfig) {
         spec(rbac, "RoleBinding", "subjects"),
         spec(rbac, "ClusterRoleBinding", "subjects"),
     ];
-    service_account_refs.extend(pod_spec_paths(
-        &[
-            "Pod",
-            "StatefulSet",
-            "Deployment",
-            "ReplicationController",
-            "CronJob",
-            "Job",
-            "DaemonSet",
-        ],
-        "",
-        &["serviceAccountName"],
-    ));
+    service_account_refs.extend(pod_spec_paths(WORKLOADS, "", &["serviceAccountName"]));
     config.add_name_references(gvk("", "v1", "ServiceAccount"), service_account_refs);
 
     config.add_name_references(
         gvk("", "v1", "PersistentVolumeClaim"),
-        pod_spec_paths(
-            &[
-                "Pod",
-                "StatefulSet",
-                "Deployment",
-                "ReplicationController",
-                "CronJob",
-                "Job",
-                "DaemonSet",
-            ],
-            "",
-            &["volumes/persistentVolumeClaim/claimName"],
-        ),
+        pod_spec_paths(WORKLOADS, "", &["volumes/persistentVolumeClaim/claimName"]),
     );
     config.add_name_references(
         gvk("", "v1", "PersistentVolume"),
@@ -629,19 +616,7 @@ fn builtin_name_references(config: &mut TransformerConfig) {
     );
     config.add_name_references(
         gvk("scheduling.k8s.io", "v1", "PriorityClass"),
-        pod_spec_paths(
-            &[
-                "Pod",
-                "StatefulSet",
-                "Deployment",
-                "ReplicationController",
-                "CronJob",
-                "Job",
-                "DaemonSet",
-            ],
-            "",
-            &["priorityClassName"],
-        ),
+        pod_spec_paths(WORKLOADS, "", &["priorityClassName"]),
     );
     config.add_name_references(
         gvk("networking.k8s.io", "v1", "IngressClass"),

@@ -162,14 +162,7 @@ impl RepoCache {
 
     /// `${KFOP_CACHE:-$HOME/.cache/kfop}/repos`.
     pub fn default_dir() -> PathBuf {
-        let cache = std::env::var_os("KFOP_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let home = std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                home.join(".cache").join("kfop")
-            });
+        let cache = crate::cache::dir();
         cache.join("repos")
     }
 

@@ -2,18 +2,21 @@
 //! already applied is deleted because of a render error.
 
 use crate::operator_support::{self as op, App};
-use crate::support::{self, eventually};
+use crate::support::eventually;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_errors_degrade_and_delete_nothing() {
-    let Some(ns) = support::namespace("bad-input").await else {
+    let Some(op::Setup {
+        ns,
+        uri,
+        repo,
+        operator: _operator,
+    }) = op::setup("bad-input").await
+    else {
         return;
     };
-    let _operator = op::start(&ns.client, &ns.name).await;
-    let repo = op::fixture_repo(&ns.name);
-    let uri = format!("file://{}", repo.path().display());
     let good = [App {
         name: "web",
         path: "web",

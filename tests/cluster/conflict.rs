@@ -2,7 +2,7 @@
 //! naming the object and its owner, and nothing flaps.
 
 use crate::operator_support::{self as op, App};
-use crate::support::{self, eventually};
+use crate::support::eventually;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kfop::kfdef::KfDef;
 use kube::api::{Patch, PatchParams};
@@ -11,12 +11,15 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_second_kfdef_reports_a_conflict_and_takes_nothing_over() {
-    let Some(ns) = support::namespace("conflict").await else {
+    let Some(op::Setup {
+        ns,
+        uri,
+        operator: _operator,
+        ..
+    }) = op::setup("conflict").await
+    else {
         return;
     };
-    let _operator = op::start(&ns.client, &ns.name).await;
-    let repo = op::fixture_repo(&ns.name);
-    let uri = format!("file://{}", repo.path().display());
     let apps = [App {
         name: "rbac",
         path: "rbac",

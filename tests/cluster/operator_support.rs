@@ -75,6 +75,30 @@ pub async fn start(client: &Client, namespace: &str) -> Operator {
     }
 }
 
+/// A test's namespace, operator and fixture repo.
+pub struct Setup {
+    pub ns: crate::support::TestNamespace,
+    /// `file://` URI of the fixture repo copy.
+    pub uri: String,
+    pub repo: tempfile::TempDir,
+    pub operator: Operator,
+}
+
+/// A namespace with an operator watching it and a fixture repo to point KfDefs at; `None`
+/// when there is no cluster (the test then skips).
+pub async fn setup(test: &str) -> Option<Setup> {
+    let ns = crate::support::namespace(test).await?;
+    let operator = start(&ns.client, &ns.name).await;
+    let repo = fixture_repo(&ns.name);
+    let uri = format!("file://{}", repo.path().display());
+    Some(Setup {
+        ns,
+        uri,
+        repo,
+        operator,
+    })
+}
+
 /// A copy of tests/fixtures/repos/basic with `NAME_PREFIX` replaced by `prefix`, so that the
 /// cluster-scoped objects of parallel tests do not collide.
 pub fn fixture_repo(prefix: &str) -> tempfile::TempDir {

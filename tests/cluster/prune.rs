@@ -2,7 +2,7 @@
 //! annotated `kfop.dev/prune: disabled`.
 
 use crate::operator_support::{self as op, App};
-use crate::support::{self, eventually};
+use crate::support::eventually;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::Api;
@@ -11,12 +11,15 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_applications_and_overlays_are_pruned() {
-    let Some(ns) = support::namespace("prune").await else {
+    let Some(op::Setup {
+        ns,
+        uri,
+        operator: _operator,
+        ..
+    }) = op::setup("prune").await
+    else {
         return;
     };
-    let _operator = op::start(&ns.client, &ns.name).await;
-    let repo = op::fixture_repo(&ns.name);
-    let uri = format!("file://{}", repo.path().display());
     let full = [
         App {
             name: "web",

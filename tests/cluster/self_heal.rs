@@ -2,7 +2,7 @@
 //! cluster-scoped and custom objects alike — and kfop's own writes trigger nothing more.
 
 use crate::operator_support::{self as op, App};
-use crate::support::{self, eventually};
+use crate::support::eventually;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -13,12 +13,15 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_and_changed_objects_are_put_back() {
-    let Some(ns) = support::namespace("self-heal").await else {
+    let Some(op::Setup {
+        ns,
+        uri,
+        operator: _operator,
+        ..
+    }) = op::setup("self-heal").await
+    else {
         return;
     };
-    let _operator = op::start(&ns.client, &ns.name).await;
-    let repo = op::fixture_repo(&ns.name);
-    let uri = format!("file://{}", repo.path().display());
     let apps = [
         App {
             name: "web",

@@ -5,6 +5,7 @@ use crate::render::RenderError;
 use crate::render::kustomization::{Replacement, ReplacementOptions, Selector};
 use crate::render::resource::Resource;
 use crate::render::selector::ObjectSelector;
+use crate::render::transformers::vars::{scalar_text, split_field_path};
 use serde_json::{Map, Value};
 
 /// Applies each replacement in order.
@@ -194,35 +195,9 @@ fn set_value(
     Ok(())
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Splits a field path on dots outside brackets.
+/// Splits a field path on dots outside brackets (empty parts dropped).
 fn split(path: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut depth = 0usize;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                depth += 1;
-                current.push(c);
-            }
-            ']' => {
-                depth = depth.saturating_sub(1);
-                current.push(c);
-            }
-            '.' if depth == 0 => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    parts.push(current);
+    let mut parts = split_field_path(path);
     parts.retain(|p| !p.is_empty());
     parts
 }

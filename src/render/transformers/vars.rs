@@ -209,7 +209,8 @@ pub fn field_value<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
     Some(node)
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
+/// A scalar as the text kustomize compares and substitutes.
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -219,7 +220,7 @@ fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// Splits on dots that are not inside brackets.
-fn split_field_path(path: &str) -> Vec<String> {
+pub(crate) fn split_field_path(path: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut depth = 0;
