@@ -221,7 +221,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
     let after = writes(&client).await;
     let idle = kfop::control_plane::metrics::growth(&before, &after);
-    let idle_writes: f64 = idle.values().sum();
+    let idle_writes = idle.values().sum::<f64>().max(0.0);
 
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
