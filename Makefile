@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Built binaries and Go caches live outside the repo (see hack/control-plane/build.sh).
 export KFOP_CACHE ?= $(HOME)/.cache/kfop
 
-.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help bench
+.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help bench bundle
 
 all: build
 
@@ -34,6 +34,9 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+bundle: ## Regenerate the OLM bundle in bundle/ from the code and deploy/kfop.yaml.
+	$(CARGO) run --quiet -- bundle -o bundle
 
 crds: ## Regenerate crds/ and the CRDs of manifests/ from the Rust types.
 	$(CARGO) run --quiet -- crds > crds/kfop.yaml

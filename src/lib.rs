@@ -3,6 +3,7 @@
 //! The library holds every piece the `kfop` binary runs; `docs/architecture.md` shows how they fit.
 
 pub mod applications;
+pub mod bundle;
 pub mod cache;
 pub mod control_plane;
 pub mod crds;

@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Print kfop's version and the Kubernetes version it is built and tested against.
     Version,
+    /// Write the OperatorHub/OLM bundle (ClusterServiceVersion, CRDs, annotations) into a directory.
+    Bundle(BundleArgs),
     /// Print the CustomResourceDefinitions kfop defines, as YAML.
     Crds(CrdsArgs),
     /// Render a KfDef's applications (-f) or a kustomization directory (-k, like `kubectl kustomize`).
@@ -37,6 +39,13 @@ enum Command {
     LocalCluster(LocalClusterArgs),
     /// Run the TFJob and PyTorchJob controllers (kubeflow.org/v1) until interrupted.
     JobController(JobControllerArgs),
+}
+
+#[derive(clap::Args)]
+struct BundleArgs {
+    /// The bundle directory.
+    #[arg(short = 'o', long = "output-dir", default_value = "bundle")]
+    output_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -178,6 +187,7 @@ async fn main() -> ExitCode {
         .map_err(|e| format!("rendering CRDs: {e}")),
         Command::Render(args) => render(args).await,
         Command::Apply(args) => apply(args).await,
+        Command::Bundle(args) => write_bundle(&args.output_dir),
         Command::Run(args) => run(args).await,
         Command::LocalCluster(args) => local_cluster(args).await,
         Command::JobController(args) => job_controller(args).await,
@@ -254,6 +264,18 @@ async fn render(args: RenderArgs) -> Result<(), String> {
     } else {
         Err(failures.join("\n"))
     }
+}
+
+fn write_bundle(dir: &std::path::Path) -> Result<(), String> {
+    for file in kfop::bundle::files().map_err(|e| e.to_string())? {
+        let path = dir.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, file.content).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 async fn apply(args: ApplyArgs) -> Result<(), String> {
