@@ -14,8 +14,9 @@ async fn the_second_kfdef_reports_a_conflict_and_takes_nothing_over() {
     let Some(op::Setup {
         ns,
         uri,
+        // Held to the end: dropping it deletes the repo.
+        repo: _repo,
         operator: _operator,
-        ..
     }) = op::setup("conflict").await
     else {
         return;

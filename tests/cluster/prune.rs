@@ -14,8 +14,9 @@ async fn removed_applications_and_overlays_are_pruned() {
     let Some(op::Setup {
         ns,
         uri,
+        // Held to the end: dropping it deletes the repo.
+        repo: _repo,
         operator: _operator,
-        ..
     }) = op::setup("prune").await
     else {
         return;

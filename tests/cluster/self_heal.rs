@@ -16,8 +16,9 @@ async fn deleted_and_changed_objects_are_put_back() {
     let Some(op::Setup {
         ns,
         uri,
+        // Held to the end: dropping it deletes the repo.
+        repo: _repo,
         operator: _operator,
-        ..
     }) = op::setup("self-heal").await
     else {
         return;
