@@ -131,14 +131,14 @@ async fn idle_installs_write_nothing_and_restarts_converge_quietly() {
         deployments.get_opt("web").await.ok()?
     })
     .await;
-    op::make_pods_ready(&ns.client, &ns.name).await;
-    let kfdef = op::wait_for(
-        &ns.client,
-        &ns.name,
-        "kf",
-        "Available after the restart",
-        |k| op::condition_true(k, "Available"),
-    )
+    // Pods appear when the ReplicaSet gets to them: keep marking them ready while waiting.
+    let kfdefs: kube::Api<kfop::kfdef::KfDef> = kube::Api::namespaced(ns.client.clone(), &ns.name);
+    let kfdef = eventually(op::TIMEOUT, "Available after the restart", || async {
+        op::make_pods_ready(&ns.client, &ns.name).await;
+        let kfdef = kfdefs.get("kf").await.ok()?;
+        let observed = kfdef.status.as_ref()?.observed_generation == kfdef.metadata.generation;
+        (observed && op::condition_true(&kfdef, "Available")).then_some(kfdef)
+    })
     .await;
     let inventory = kfdef.status.expect("status").inventory;
     assert_eq!(inventory.len(), 7, "{inventory:?}");
