@@ -116,7 +116,12 @@ impl Cluster {
             .await?
             .ok_or_else(|| ApplyError::NoKind {
                 kind: key.kind.clone(),
-                api_version: super::objects::group_version_string(&key.group, &desired.version),
+                api_version: crate::render::resource::Gvk {
+                    group: key.group.clone(),
+                    version: desired.version.clone(),
+                    kind: String::new(),
+                }
+                .api_version(),
             })?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
         self.api(&kind, key.namespace.as_deref())

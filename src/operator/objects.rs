@@ -2,6 +2,7 @@
 //! identifies objects: the pure part of applying, tested without a cluster.
 
 use crate::kfdef::InventoryEntry;
+use crate::render::resource::Gvk;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -93,23 +94,6 @@ impl DesiredObject {
             application: Some(self.application.clone()),
             adopted: adopted.then_some(true),
         }
-    }
-}
-
-/// Splits `apiVersion` into group and version.
-pub fn group_version(api_version: &str) -> (String, String) {
-    match api_version.split_once('/') {
-        Some((group, version)) => (group.to_string(), version.to_string()),
-        None => (String::new(), api_version.to_string()),
-    }
-}
-
-/// `group/version`, or `version` for the core group.
-pub fn group_version_string(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
     }
 }
 
@@ -260,7 +244,7 @@ pub fn desired(
     if let Some(Value::Object(annotations)) = object.pointer_mut("/metadata/annotations") {
         annotations.insert(HASH_ANNOTATION.into(), json!(hash));
     }
-    let (group, version) = group_version(&api_version);
+    let Gvk { group, version, .. } = Gvk::from_api_version(&api_version, "");
     Ok(DesiredObject {
         key: ObjectKey {
             group,
@@ -304,7 +288,7 @@ pub fn plain(object: Value, default_namespace: &str) -> Result<DesiredObject, St
             (kind != "Namespace" && kind != "CustomResourceDefinition")
                 .then(|| default_namespace.to_string())
         });
-    let (group, version) = group_version(&api_version);
+    let Gvk { group, version, .. } = Gvk::from_api_version(&api_version, "");
     Ok(DesiredObject {
         key: ObjectKey {
             group,

@@ -3,11 +3,12 @@
 
 use super::Context;
 use super::cluster::ApplyError;
-use super::objects::{self, DesiredObject, ObjectKey, Owner, group_version, wave};
+use super::objects::{self, DesiredObject, ObjectKey, Owner, wave};
 use super::status::{self, ApplicationOutcome};
 use super::watch::Live;
 use crate::applications::RenderedApplication;
 use crate::kfdef::{InventoryEntry, KfDef, KfDefStatus};
+use crate::render::resource::Gvk;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -174,7 +175,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let (group, version) = group_version(api_version);
+            let Gvk { group, version, .. } = Gvk::from_api_version(api_version, "");
             let probe = ObjectKey {
                 group: group.clone(),
                 kind: kind_name.clone(),

@@ -435,13 +435,8 @@ fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n.div_ceil(2)];
     // A failure of the system RNG leaves zeros; the name is still unique enough for a demo
     // parameter and the render never panics.
-    let _ = getrandom(&mut bytes);
+    let _ = getrandom::fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()[..n].to_string()
-}
-
-fn getrandom(buffer: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buffer)
 }
 
 /// `path` relative to `base`, both cleaned lexically (`..` may appear when `path` is outside).

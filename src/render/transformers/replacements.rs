@@ -5,7 +5,9 @@ use crate::render::RenderError;
 use crate::render::kustomization::{Replacement, ReplacementOptions, Selector};
 use crate::render::resource::Resource;
 use crate::render::selector::ObjectSelector;
-use crate::render::transformers::vars::{scalar_text, split_field_path};
+use crate::render::transformers::vars::{
+    element_matches, field_value, scalar_text, split_field_path,
+};
 use serde_json::{Map, Value};
 
 /// Applies each replacement in order.
@@ -53,7 +55,7 @@ pub fn apply(
         } else {
             &source.field_path
         };
-        let value = lookup(&source_object.object, &split(path))
+        let value = field_value(&source_object.object, path)
             .filter(|v| !is_empty(v))
             .cloned()
             .ok_or_else(|| {
@@ -200,32 +202,6 @@ fn split(path: &str) -> Vec<String> {
     let mut parts = split_field_path(path);
     parts.retain(|p| !p.is_empty());
     parts
-}
-
-fn element_matches(item: &Value, key: &str, wanted: &str) -> bool {
-    if key.is_empty() {
-        scalar_text(item).as_deref() == Some(wanted)
-    } else {
-        item.get(key).and_then(scalar_text).as_deref() == Some(wanted)
-    }
-}
-
-fn lookup<'a>(node: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let Some((head, rest)) = path.split_first() else {
-        return Some(node);
-    };
-    if let Some(selector) = head.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        let (key, wanted) = selector.split_once('=')?;
-        let item = node
-            .as_array()?
-            .iter()
-            .find(|item| element_matches(item, key, wanted))?;
-        return lookup(item, rest);
-    }
-    if let (Value::Array(items), Ok(index)) = (node, head.parse::<usize>()) {
-        return lookup(items.get(index)?, rest);
-    }
-    lookup(node.get(head)?, rest)
 }
 
 fn visit(

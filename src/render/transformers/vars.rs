@@ -184,7 +184,8 @@ pub fn expand(input: &str, values: &Map<String, Value>) -> Value {
     Value::String(out)
 }
 
-/// Reads a field by a kustomize field path: `a.b.c`, `a.list[0].b`, `a.list[name=x].b`.
+/// Reads a field by a kustomize field path: `a.b.c`, `a.list[0].b`, `a.list.0.b`,
+/// `a.list[name=x].b`, `a.list.[name=x].b`.
 pub fn field_value<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
     let mut node = object;
     for part in split_field_path(path) {
@@ -192,21 +193,33 @@ pub fn field_value<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
             Some(open) => (&part[..open], &part[open..]),
             None => (part.as_str(), ""),
         };
-        if !key.is_empty() {
-            node = node.get(key)?;
-        }
+        node = match (node, key.parse::<usize>()) {
+            (_, _) if key.is_empty() => node,
+            (Value::Array(items), Ok(index)) => items.get(index)?,
+            _ => node.get(key)?,
+        };
         for selector in selectors.split(']').filter(|s| !s.is_empty()) {
             let selector = selector.strip_prefix('[')?;
             node = match selector.split_once('=') {
-                Some((k, v)) => node.as_array()?.iter().find(|item| {
-                    item.get(k)
-                        .is_some_and(|f| scalar_text(f).as_deref() == Some(v))
-                })?,
+                Some((k, v)) => node
+                    .as_array()?
+                    .iter()
+                    .find(|item| element_matches(item, k, v))?,
                 None => node.get(selector.parse::<usize>().ok()?)?,
             };
         }
     }
     Some(node)
+}
+
+/// Whether a list element is the one `[key=wanted]` selects (`[=wanted]`: a scalar element).
+pub(crate) fn element_matches(item: &Value, key: &str, wanted: &str) -> bool {
+    let field = if key.is_empty() {
+        Some(item)
+    } else {
+        item.get(key)
+    };
+    field.and_then(scalar_text).as_deref() == Some(wanted)
 }
 
 /// A scalar as the text kustomize compares and substitutes.
