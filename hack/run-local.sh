@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${KFOP_CACHE:-$HOME/.cache/kfop}
-cargo build --quiet --bin kfop
+cargo build --quiet --features testbed --bin kfop
 KFOP=target/debug/kfop
 PIDS=()
 cleanup() {

@@ -52,26 +52,15 @@ pub struct RenderedApplication {
 }
 
 /// Fetches every repo the KfDef lists (each once), then renders every application in order.
-/// Relative local repo paths resolve against `relative_to` (the KfDef file's directory).
-pub async fn render(
-    kfdef: &KfDef,
-    cache: &RepoCache,
-    relative_to: Option<&Path>,
-) -> Vec<RenderedApplication> {
+/// Relative local repo paths resolve against the working directory.
+pub async fn render(kfdef: &KfDef, cache: &RepoCache) -> Vec<RenderedApplication> {
     let mut repos: BTreeMap<String, Result<LocalRepo, std::sync::Arc<RepoError>>> = BTreeMap::new();
     for repo in &kfdef.spec.repos {
-        let mut repo = repo.clone();
-        if let Some(base) = relative_to
-            && let Ok(crate::repos::Location::Local(path)) =
-                crate::repos::Location::parse(&repo.uri)
-            && path.is_relative()
-        {
-            repo.uri = base.join(path).display().to_string();
-        }
-        let fetched = cache.fetch(&repo).await.map_err(std::sync::Arc::new);
+        let fetched = cache.fetch(repo).await.map_err(std::sync::Arc::new);
         repos.insert(repo.name.clone(), fetched);
     }
     let context = KfDefContext {
+        uid: kfdef.uid().unwrap_or_default(),
         name: kfdef.name_any(),
         namespace: kfdef.namespace().unwrap_or_default(),
         project: project(kfdef),

@@ -3,6 +3,7 @@
 //! Every field kfctl defines is kept and round-trips, whether or not kfop acts on it; `docs/kfdef.md`
 //! describes the API and where kfop differs from kfctl. kfop adds one optional field, `spec.repos[].sha256`.
 
+use crate::operator::inventory::ObjectId;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -232,10 +233,6 @@ pub struct KfDefStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub applications: Vec<ApplicationStatus>,
-    /// The repos as kfop last fetched them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
-    pub repos: Vec<RepoStatus>,
     /// Every object kfop applied for this KfDef.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<InventoryEntry>,
@@ -309,36 +306,17 @@ pub struct ApplicationStatus {
     pub objects: Option<i64>,
 }
 
-/// A repo as kfop last fetched it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RepoStatus {
-    /// The repo's name.
-    pub name: String,
-    /// The URI it was fetched from.
-    pub uri: String,
-    /// The SHA-256 of the archive, for archives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-}
-
 /// One object kfop applied.
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
-    /// The API group, empty for the core group.
-    pub group: String,
+    /// Which object.
+    #[serde(flatten)]
+    pub id: ObjectId,
     /// The API version it was applied with.
     pub version: String,
-    /// The kind.
-    pub kind: String,
-    /// The namespace, absent for cluster-scoped objects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// The name.
-    pub name: String,
     /// The application that rendered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,

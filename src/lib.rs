@@ -5,6 +5,7 @@
 pub mod applications;
 pub mod bundle;
 pub mod cache;
+#[cfg(feature = "testbed")]
 pub mod control_plane;
 pub mod crds;
 pub mod http_client;
@@ -14,3 +15,9 @@ pub mod operator;
 pub mod patch;
 pub mod render;
 pub mod repos;
+
+/// The Kubernetes version kfop is built and tested against (the single source is
+/// `hack/control-plane/VERSION`, which `make control-plane` builds).
+pub fn kubernetes_version() -> &'static str {
+    include_str!("../hack/control-plane/VERSION").trim()
+}

@@ -1,12 +1,14 @@
 //! The `kfop` command line.
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "testbed")]
 use kfop::control_plane::{self, Binaries, ControlPlane};
 use kfop::jobs::controller::{self as job_controllers, Kind};
 use kfop::jobs::engine;
 use kfop::jobs::gang::GangScheduler;
 use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(feature = "testbed")]
 use tokio::io::AsyncReadExt;
 use tracing_subscriber::EnvFilter;
 
@@ -35,7 +37,9 @@ enum Command {
     Apply(ApplyArgs),
     /// Run the KfDef operator against the cluster of the current kubeconfig (or in-cluster config).
     Run(RunArgs),
-    /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted.
+    /// Run a local control plane (etcd, kube-apiserver, kube-controller-manager) until interrupted
+    /// (built with the `testbed` feature only: for tests and `make run`).
+    #[cfg(feature = "testbed")]
     LocalCluster(LocalClusterArgs),
     /// Run the TFJob and PyTorchJob controllers (kubeflow.org/v1) until interrupted.
     JobController(JobControllerArgs),
@@ -137,6 +141,7 @@ struct RunArgs {
     resync_seconds: u64,
 }
 
+#[cfg(feature = "testbed")]
 #[derive(clap::Args)]
 struct LocalClusterArgs {
     /// Directory holding etcd, kube-apiserver and kube-controller-manager (built by `make control-plane`).
@@ -169,7 +174,7 @@ async fn main() -> ExitCode {
             println!(
                 "kfop {} (Kubernetes {})",
                 env!("CARGO_PKG_VERSION"),
-                control_plane::kubernetes_version()
+                kfop::kubernetes_version()
             );
             Ok(())
         }
@@ -189,6 +194,7 @@ async fn main() -> ExitCode {
         Command::Apply(args) => apply(args).await,
         Command::Bundle(args) => write_bundle(&args.output_dir),
         Command::Run(args) => run(args).await,
+        #[cfg(feature = "testbed")]
         Command::LocalCluster(args) => local_cluster(args).await,
         Command::JobController(args) => job_controller(args).await,
     };
@@ -229,7 +235,7 @@ async fn render(args: RenderArgs) -> Result<(), String> {
         .unwrap_or_else(kfop::repos::RepoCache::default_dir);
     let cache = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
     // Relative repo paths resolve against the working directory, as they do for `kfop run`.
-    let rendered = kfop::applications::render(&kfdef, &cache, None).await;
+    let rendered = kfop::applications::render(&kfdef, &cache).await;
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -295,13 +301,13 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
         loop {
             match cluster.apply(&desired).await {
                 Ok(()) => {
-                    println!("{} applied", desired.key);
+                    println!("{} applied", desired.id);
                     break;
                 }
                 Err(ApplyError::NoKind { .. }) if std::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(format!("{}: {e}", desired.key)),
+                Err(e) => return Err(format!("{}: {e}", desired.id)),
             }
         }
     }
@@ -324,9 +330,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         concurrency: args.concurrency,
         resync: Some(std::time::Duration::from_secs(args.resync_seconds)),
     };
-    kfop::operator::run(client, repos, options)
-        .await
-        .map_err(|e| e.to_string())
+    kfop::operator::run(client, repos, options).await;
+    Ok(())
 }
 
 /// Applies kfop's CRDs and waits until they are established.
@@ -356,6 +361,7 @@ async fn install_crds(client: &kube::Client) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "testbed")]
 async fn local_cluster(args: LocalClusterArgs) -> Result<(), String> {
     let dir = args.bin_dir.unwrap_or_else(Binaries::default_dir);
     let binaries = Binaries::in_dir(dir).map_err(|e| e.to_string())?;
@@ -431,6 +437,7 @@ async fn terminated() {
     }
 }
 
+#[cfg(feature = "testbed")]
 async fn stdin_closed() {
     let mut stdin = tokio::io::stdin();
     let mut buffer = [0u8; 256];
@@ -441,6 +448,7 @@ async fn stdin_closed() {
     }
 }
 
+#[cfg(feature = "testbed")]
 async fn component_exit(plane: &mut ControlPlane) -> String {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {

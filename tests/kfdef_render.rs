@@ -63,7 +63,7 @@ async fn every_application_of_the_corpus_kfdefs_renders() {
     assert_eq!(files.len(), 32, "the corpus has 32 KfDef files");
     for file in &files {
         let kfdef = load(&corpus, file);
-        for app in kfop::applications::render(&kfdef, &cache, None).await {
+        for app in kfop::applications::render(&kfdef, &cache).await {
             match app.result {
                 Ok(objects) => {
                     assert!(
@@ -203,6 +203,7 @@ fn applications_match_kubectl_kustomize_of_kfctls_generated_kustomization() {
     ] {
         let kfdef = load(&corpus, file);
         let context = KfDefContext {
+            uid: String::new(),
             name: "kubeflow".into(),
             namespace: "kubeflow".into(),
             project: String::new(),
@@ -266,6 +267,7 @@ fn generated_kustomization(
             .collect(),
     };
     let context = KfDefContext {
+        uid: String::new(),
         name: "kf-test".into(),
         namespace: "kubeflow".into(),
         project: "my-project".into(),

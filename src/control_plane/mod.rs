@@ -22,10 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// The Kubernetes version `make control-plane` builds (the single source is `hack/control-plane/VERSION`).
-pub fn kubernetes_version() -> &'static str {
-    include_str!("../../hack/control-plane/VERSION").trim()
-}
+pub use crate::kubernetes_version;
 
 /// Controllers the local controller-manager runs: enough for garbage collection, namespace
 /// deletion, Deployments, StatefulSets and Jobs to behave as on a real cluster.

@@ -1,7 +1,11 @@
 //! The thin edge to the API server: which kinds exist and how they are scoped, server-side apply
 //! of one object, reading one object's metadata, and deleting one object.
 
-use super::objects::{DesiredObject, FIELD_MANAGER, ObjectKey};
+use super::inventory::ObjectId;
+use super::objects::{
+    ADOPTED_ANNOTATION, APPLICATION_LABEL, DesiredObject, FIELD_MANAGER, HASH_ANNOTATION,
+    KFDEF_ANNOTATION, KFDEF_UID_LABEL,
+};
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PartialObjectMeta, Patch,
     PatchParams,
@@ -110,7 +114,7 @@ impl Cluster {
 
     /// Applies an object with server-side apply, taking over the fields kfop sets.
     pub async fn apply(&self, desired: &DesiredObject) -> Result<(), ApplyError> {
-        let key = &desired.key;
+        let key = &desired.id;
         let kind = self
             .kind(&key.group, &desired.version, &key.kind)
             .await?
@@ -133,7 +137,7 @@ impl Cluster {
     /// The object's metadata, `None` if it does not exist (or its kind is not served).
     pub async fn metadata(
         &self,
-        key: &ObjectKey,
+        key: &ObjectId,
         version: &str,
     ) -> Result<Option<PartialObjectMeta<DynamicObject>>, kube::Error> {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
@@ -149,7 +153,7 @@ impl Cluster {
     /// The whole object, `None` if it does not exist.
     pub async fn get(
         &self,
-        key: &ObjectKey,
+        key: &ObjectId,
         version: &str,
     ) -> Result<Option<DynamicObject>, kube::Error> {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
@@ -162,8 +166,28 @@ impl Cluster {
         )
     }
 
+    /// Lets go of an adopted object: removes kfop's labels and annotations and leaves the rest.
+    pub async fn release(&self, key: &ObjectId, version: &str) -> Result<(), kube::Error> {
+        let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
+            return Ok(());
+        };
+        let patch = serde_json::json!({"metadata": {
+            "labels": {KFDEF_UID_LABEL: null, APPLICATION_LABEL: null},
+            "annotations": {KFDEF_ANNOTATION: null, HASH_ANNOTATION: null, ADOPTED_ANNOTATION: null},
+        }});
+        match self
+            .api(&kind, key.namespace.as_deref())
+            .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes an object (background propagation); `Ok(true)` once it is gone.
-    pub async fn delete(&self, key: &ObjectKey, version: &str) -> Result<bool, kube::Error> {
+    pub async fn delete(&self, key: &ObjectId, version: &str) -> Result<bool, kube::Error> {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
             return Ok(true);
         };

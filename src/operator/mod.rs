@@ -1,8 +1,11 @@
 //! The KfDef operator (`kfop run`): watches KfDefs, renders and applies them, heals what others
 //! delete or change, prunes, cleans up on deletion and reports status.
 
+pub mod backoff;
 pub mod cluster;
+pub mod inventory;
 pub mod objects;
+pub mod plan;
 mod reconcile;
 pub mod status;
 pub mod watch;
@@ -10,17 +13,18 @@ pub mod watch;
 use crate::applications::RenderedApplication;
 use crate::kfdef::KfDef;
 use crate::repos::RepoCache;
+use backoff::Backoff;
 use cluster::Cluster;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use watch::{DesiredState, HealReason, Watches};
+use watch::{Triggers, Watches};
 
 pub use reconcile::ReconcileError;
 
@@ -40,16 +44,18 @@ pub struct Context {
     pub client: Client,
     pub cluster: Arc<Cluster>,
     pub watches: Arc<Watches>,
-    pub desired: Arc<DesiredState>,
     pub repos: RepoCache,
     pub recorder: Recorder,
-    /// The last render of each KfDef (by UID), with the generation it rendered.
+    /// The last render of each KfDef (by UID), with the generation it rendered: what heals
+    /// put back.
     pub renders: Mutex<HashMap<String, Render>>,
     /// How often a converged KfDef is compared with the cluster again.
     pub resync: Duration,
     /// The status kfop last wrote for each KfDef (by UID). The KfDef a reconcile is handed may
     /// predate that write; the inventory must never be taken from a stale copy.
     pub statuses: Mutex<HashMap<String, crate::kfdef::KfDefStatus>>,
+    /// Consecutive failures per KfDef, for exponential backoff.
+    pub backoff: Backoff,
 }
 
 /// A KfDef's render and the generation it was made from.
@@ -78,23 +84,22 @@ async fn reconcile(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Error
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-fn error_policy(kfdef: Arc<KfDef>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(kfdef: Arc<KfDef>, error: &Error, ctx: Arc<Context>) -> Action {
     let waiting = matches!(error, Error::Finalizer(e) if matches!(**e, kube::runtime::finalizer::Error::CleanupFailed(ReconcileError::Deleting { .. })));
     if waiting {
         tracing::info!(kfdef = %kfdef.name_any(), %error, "deleting");
         return Action::requeue(Duration::from_secs(1));
     }
-    tracing::warn!(kfdef = %kfdef.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+    let delay = ctx.backoff.next(&kfdef.uid().unwrap_or_default());
+    tracing::warn!(kfdef = %kfdef.name_any(), %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 /// Runs the operator until interrupted.
-pub async fn run(client: Client, repos: RepoCache, options: Options) -> Result<(), kube::Error> {
+pub async fn run(client: Client, repos: RepoCache, options: Options) {
     let cluster = Arc::new(Cluster::new(client.clone()));
-    let (heal_tx, heal_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (healed_tx, mut healed_rx) = tokio::sync::mpsc::unbounded_channel();
-    let watches = Arc::new(Watches::new(cluster.clone(), heal_tx));
-    let desired = Arc::new(DesiredState::default());
+    let (triggers, heals) = Triggers::new();
+    let watches = Arc::new(Watches::new(cluster.clone(), triggers));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -102,59 +107,16 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) -> Result<(
             instance: std::env::var("POD_NAME").ok(),
         },
     );
-    tokio::spawn(watch::heal(
-        cluster.clone(),
-        desired.clone(),
-        heal_rx,
-        healed_tx,
-    ));
-    let events_recorder = recorder.clone();
-    tokio::spawn(async move {
-        while let Some(healed) = healed_rx.recv().await {
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some(KfDef::api_version(&()).into_owned()),
-                kind: Some("KfDef".into()),
-                name: Some(healed.owner.name.clone()),
-                namespace: Some(healed.owner.namespace.clone()),
-                uid: Some(healed.owner.uid.clone()),
-                ..Default::default()
-            };
-            let what = match healed.reason {
-                HealReason::Deleted => "re-created deleted",
-                HealReason::Changed => "set back changed",
-            };
-            let (type_, note) = match &healed.result {
-                Ok(latency) => (
-                    EventType::Normal,
-                    format!("{what} {} in {} ms", healed.key, latency.as_millis()),
-                ),
-                Err(e) => (
-                    EventType::Warning,
-                    format!("could not heal {}: {e}", healed.key),
-                ),
-            };
-            let event = Event {
-                type_,
-                reason: "Healed".into(),
-                note: Some(note),
-                action: "Heal".into(),
-                secondary: None,
-            };
-            if let Err(e) = events_recorder.publish(&event, &reference).await {
-                tracing::debug!(error = %e, "could not publish an event");
-            }
-        }
-    });
     let ctx = Arc::new(Context {
         client: client.clone(),
         cluster,
         watches,
-        desired,
         repos,
         recorder,
         renders: Mutex::new(HashMap::new()),
         resync: options.resync.unwrap_or(Duration::from_secs(600)),
         statuses: Mutex::new(HashMap::new()),
+        backoff: Backoff::default(),
     });
     let api: Api<KfDef> = match &options.namespace {
         Some(ns) => Api::namespaced(client, ns),
@@ -171,6 +133,7 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) -> Result<(
     );
     Controller::new(api, watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .reconcile_on(heals)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -180,5 +143,4 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) -> Result<(
             }
         })
         .await;
-    Ok(())
 }

@@ -1,11 +1,11 @@
 //! What kfop writes on every object it manages (labels, annotations, ownerReferences) and how it
 //! identifies objects: the pure part of applying, tested without a cluster.
 
+use super::inventory::ObjectId;
 use crate::kfdef::InventoryEntry;
 use crate::render::resource::Gvk;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use std::fmt;
 
 /// The field manager of every server-side apply kfop makes.
 pub const FIELD_MANAGER: &str = "kfop";
@@ -21,6 +21,8 @@ pub const APPLICATION_LABEL: &str = "kfop.dev/application";
 pub const KFDEF_ANNOTATION: &str = "kfop.dev/kfdef";
 /// Hash of what kfop last applied: equal hashes mean nothing to write.
 pub const HASH_ANNOTATION: &str = "kfop.dev/applied-hash";
+/// "true" on an object kfop found in place and adopted: it is never deleted by kfop.
+pub const ADOPTED_ANNOTATION: &str = "kfop.dev/adopted";
 /// Set to "disabled" on an object to keep it when its KfDef stops rendering it.
 pub const PRUNE_ANNOTATION: &str = "kfop.dev/prune";
 /// The finalizer kfop puts on every KfDef.
@@ -34,44 +36,10 @@ pub struct Owner {
     pub uid: String,
 }
 
-/// Group, kind, namespace and name: an object's identity across API versions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    pub group: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.group.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        };
-        match &self.namespace {
-            Some(ns) => write!(f, "{kind} {ns}/{}", self.name),
-            None => write!(f, "{kind} {}", self.name),
-        }
-    }
-}
-
-impl From<&InventoryEntry> for ObjectKey {
-    fn from(entry: &InventoryEntry) -> Self {
-        Self {
-            group: entry.group.clone(),
-            kind: entry.kind.clone(),
-            namespace: entry.namespace.clone(),
-            name: entry.name.clone(),
-        }
-    }
-}
-
 /// An object as kfop will apply it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredObject {
-    pub key: ObjectKey,
+    pub id: ObjectId,
     /// The API version to apply with.
     pub version: String,
     /// The application that rendered it.
@@ -86,11 +54,8 @@ impl DesiredObject {
     /// The inventory entry for this object.
     pub fn inventory_entry(&self, adopted: bool) -> InventoryEntry {
         InventoryEntry {
-            group: self.key.group.clone(),
+            id: self.id.clone(),
             version: self.version.clone(),
-            kind: self.key.kind.clone(),
-            namespace: self.key.namespace.clone(),
-            name: self.key.name.clone(),
             application: Some(self.application.clone()),
             adopted: adopted.then_some(true),
         }
@@ -131,12 +96,14 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Prepares a rendered object for applying: namespace defaulted (for namespaced kinds), kfop's
 /// labels and annotations added, an ownerReference to the KfDef when the object lives in the
-/// KfDef's namespace (Kubernetes allows no other), and the hash of it all recorded.
+/// KfDef's namespace (Kubernetes allows no other) and is not adopted (the garbage collector
+/// would delete an adopted object with its KfDef), and the hash of it all recorded.
 pub fn desired(
     owner: &Owner,
     application: &str,
     mut object: Value,
     namespaced: bool,
+    adopted: bool,
 ) -> Result<DesiredObject, String> {
     let map = object
         .as_object_mut()
@@ -216,8 +183,13 @@ pub fn desired(
             json!(format!("{}/{}", owner.namespace, owner.name)),
         );
         annotations.remove(HASH_ANNOTATION);
+        if adopted {
+            annotations.insert(ADOPTED_ANNOTATION.into(), json!("true"));
+        } else {
+            annotations.remove(ADOPTED_ANNOTATION);
+        }
     }
-    if namespace.as_deref() == Some(owner.namespace.as_str()) {
+    if namespace.as_deref() == Some(owner.namespace.as_str()) && !adopted {
         let reference = json!({
             "apiVersion": "kfdef.apps.kubeflow.org/v1", "kind": "KfDef", "name": owner.name,
             "uid": owner.uid, "controller": true, "blockOwnerDeletion": true,
@@ -246,7 +218,7 @@ pub fn desired(
     }
     let Gvk { group, version, .. } = Gvk::from_api_version(&api_version, "");
     Ok(DesiredObject {
-        key: ObjectKey {
+        id: ObjectId {
             group,
             kind,
             namespace,
@@ -290,7 +262,7 @@ pub fn plain(object: Value, default_namespace: &str) -> Result<DesiredObject, St
         });
     let Gvk { group, version, .. } = Gvk::from_api_version(&api_version, "");
     Ok(DesiredObject {
-        key: ObjectKey {
+        id: ObjectId {
             group,
             kind,
             namespace,
@@ -301,20 +273,6 @@ pub fn plain(object: Value, default_namespace: &str) -> Result<DesiredObject, St
         object,
         hash: String::new(),
     })
-}
-
-/// The wave an object is applied in: Namespaces, then CRDs, then everything else, then webhook
-/// configurations (which could otherwise block the rest while their service is not up).
-pub fn wave(key: &ObjectKey) -> u8 {
-    match (key.group.as_str(), key.kind.as_str()) {
-        ("", "Namespace") => 0,
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
-        (
-            "admissionregistration.k8s.io",
-            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
-        ) => 3,
-        _ => 2,
-    }
 }
 
 #[cfg(test)]
@@ -332,8 +290,8 @@ mod tests {
     #[test]
     fn namespaced_objects_in_the_kfdef_namespace_get_an_owner_reference() {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
-        let d = desired(&owner(), "app", cm, true).expect("desired");
-        assert_eq!(d.key.namespace.as_deref(), Some("kubeflow"));
+        let d = desired(&owner(), "app", cm, true, false).expect("desired");
+        assert_eq!(d.id.namespace.as_deref(), Some("kubeflow"));
         assert_eq!(d.object["metadata"]["ownerReferences"][0]["uid"], "1234");
         assert_eq!(d.object["metadata"]["labels"][KFDEF_UID_LABEL], "1234");
         assert_eq!(
@@ -345,12 +303,12 @@ mod tests {
     #[test]
     fn cluster_scoped_and_foreign_namespace_objects_get_labels_only() {
         let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r", "namespace": "x"}});
-        let d = desired(&owner(), "app", role, false).expect("desired");
-        assert_eq!(d.key.namespace, None);
+        let d = desired(&owner(), "app", role, false, false).expect("desired");
+        assert_eq!(d.id.namespace, None);
         assert!(d.object["metadata"].get("ownerReferences").is_none());
         assert!(d.object["metadata"].get("namespace").is_none());
         let other = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "istio-system"}});
-        let d = desired(&owner(), "app", other, true).expect("desired");
+        let d = desired(&owner(), "app", other, true, false).expect("desired");
         assert!(d.object["metadata"].get("ownerReferences").is_none());
         assert_eq!(d.object["metadata"]["labels"][MANAGED_BY_LABEL], "kfop");
     }
@@ -358,36 +316,21 @@ mod tests {
     #[test]
     fn the_hash_changes_with_the_content_only() {
         let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": v}});
-        let a = desired(&owner(), "app", cm("1"), true).expect("a");
-        let again = desired(&owner(), "app", a.object.clone(), true).expect("again");
-        let b = desired(&owner(), "app", cm("2"), true).expect("b");
+        let a = desired(&owner(), "app", cm("1"), true, false).expect("a");
+        let again = desired(&owner(), "app", a.object.clone(), true, false).expect("again");
+        let b = desired(&owner(), "app", cm("2"), true, false).expect("b");
         assert_eq!(a.hash, again.hash);
         assert_ne!(a.hash, b.hash);
     }
 
     #[test]
-    fn waves_put_namespaces_and_crds_first_and_webhooks_last() {
-        let key = |group: &str, kind: &str| ObjectKey {
-            group: group.into(),
-            kind: kind.into(),
-            namespace: None,
-            name: "x".into(),
-        };
-        assert!(
-            wave(&key("", "Namespace"))
-                < wave(&key("apiextensions.k8s.io", "CustomResourceDefinition"))
-        );
-        assert!(
-            wave(&key("apiextensions.k8s.io", "CustomResourceDefinition"))
-                < wave(&key("apps", "Deployment"))
-        );
-        assert!(
-            wave(&key("apps", "Deployment"))
-                < wave(&key(
-                    "admissionregistration.k8s.io",
-                    "MutatingWebhookConfiguration"
-                ))
-        );
+    fn adopted_objects_are_marked_and_get_no_owner_reference() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        let d = desired(&owner(), "app", cm.clone(), true, true).expect("desired");
+        assert!(d.object["metadata"].get("ownerReferences").is_none());
+        assert_eq!(d.object["metadata"]["annotations"][ADOPTED_ANNOTATION], "true");
+        let ours = desired(&owner(), "app", cm, true, false).expect("desired");
+        assert_ne!(d.hash, ours.hash);
     }
 
     #[test]
@@ -409,6 +352,7 @@ mod tests {
             "app",
             json!({"apiVersion": "v1", "kind": "ConfigMap"}),
             true,
+            false,
         )
         .expect_err("no name");
         assert!(err.contains("metadata.name"), "{err}");

@@ -1,22 +1,25 @@
-//! One KfDef's reconcile: render (cached per generation), apply what changed in waves, prune what
-//! is no longer rendered, report status and events; and on deletion, remove everything it created.
+//! The executor of one KfDef's reconcile: render (cached per generation), gather what the
+//! planner needs (served kinds, the live view), execute its plan (writes wave by wave, bounded
+//! and concurrent; prunes; releases), report status and events. On deletion, remove everything
+//! the KfDef created. Every decision is `plan`'s or `inventory`'s.
 
 use super::Context;
 use super::cluster::ApplyError;
-use super::objects::{self, DesiredObject, ObjectKey, Owner, wave};
-use super::status::{self, ApplicationOutcome};
-use super::watch::Live;
+use super::inventory::{self, Live, LiveView, ObjectId, Observed};
+use super::objects::{FIELD_MANAGER, Owner};
+use super::plan::{self, Heal, Kinds, Plan, Served, Write};
+use super::status;
 use crate::applications::RenderedApplication;
 use crate::kfdef::{InventoryEntry, KfDef, KfDefStatus};
-use crate::render::resource::Gvk;
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,8 +41,12 @@ pub enum ReconcileError {
     },
 }
 
-/// How soon a KfDef with pending objects or unready workloads is looked at again.
+/// How soon a KfDef with unready workloads is looked at again.
 const RECHECK: Duration = Duration::from_secs(3);
+/// Writes (and lookups) in flight at once for one KfDef.
+const IN_FLIGHT: usize = 16;
+/// How long a reconcile waits for the CRDs it wrote to be established.
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn owner_of(kfdef: &KfDef) -> Result<Owner, ReconcileError> {
     match (kfdef.uid(), kfdef.namespace()) {
@@ -64,23 +71,11 @@ async fn rendered(kfdef: &KfDef, ctx: &Context) -> Arc<Vec<RenderedApplication>>
     {
         return apps.clone();
     }
-    let apps = Arc::new(crate::applications::render(kfdef, &ctx.repos, None).await);
+    let apps = Arc::new(crate::applications::render(kfdef, &ctx.repos).await);
     if let Ok(mut renders) = ctx.renders.lock() {
         renders.insert(uid, (generation, apps.clone()));
     }
     apps
-}
-
-/// Live metadata of `key`: from the watch when it is synced, else read from the API server.
-async fn live(ctx: &Context, key: &ObjectKey, version: &str) -> Result<Option<Live>, kube::Error> {
-    if let Some(known) = ctx.watches.live(key) {
-        return Ok(known);
-    }
-    Ok(ctx
-        .cluster
-        .metadata(key, version)
-        .await?
-        .map(|meta| Live::from_meta(&meta)))
 }
 
 async fn publish(ctx: &Context, kfdef: &KfDef, type_: EventType, reason: &str, note: String) {
@@ -96,9 +91,109 @@ async fn publish(ctx: &Context, kfdef: &KfDef, type_: EventType, reason: &str, n
     }
 }
 
+/// What discovery says of every kind the render uses; starts a watch on each served one.
+async fn kinds(ctx: &Context, apps: &[RenderedApplication]) -> Kinds {
+    let mut kinds = Kinds::new();
+    for type_ref in plan::types(apps) {
+        let served = match ctx
+            .cluster
+            .kind(&type_ref.group, &type_ref.version, &type_ref.kind)
+            .await
+        {
+            Ok(Some(kind)) => {
+                ctx.watches.ensure(&type_ref.group, &type_ref.kind, &kind);
+                Served::Yes {
+                    namespaced: kind.namespaced,
+                }
+            }
+            Ok(None) => Served::No,
+            Err(e) => Served::Failed(e.to_string()),
+        };
+        kinds.insert(type_ref, served);
+    }
+    kinds
+}
+
+/// Adds to `live` what is known of each object not in it yet: from the watch when it is synced
+/// and its answer is final, else read from the API server (bounded, concurrent).
+async fn observe(
+    ctx: &Context,
+    live: &mut LiveView,
+    wanted: Vec<(ObjectId, String, Option<&InventoryEntry>)>,
+) {
+    let mut lookups = Vec::new();
+    for (id, version, previous) in wanted {
+        if live.contains_key(&id) {
+            continue;
+        }
+        match ctx.watches.live(&id) {
+            Some(Some(found)) => {
+                live.insert(id, Observed::Present(found));
+            }
+            Some(None) if inventory::watch_absence_is_final(previous) => {
+                live.insert(id, Observed::Absent);
+            }
+            _ => lookups.push((id, version)),
+        }
+    }
+    let found: Vec<(ObjectId, Observed)> = futures::stream::iter(lookups)
+        .map(|(id, version)| async move {
+            let observed = match ctx.cluster.metadata(&id, &version).await {
+                Ok(Some(meta)) => Observed::Present(Live::from_meta(&meta)),
+                Ok(None) => Observed::Absent,
+                Err(e) => Observed::Unknown(e.to_string()),
+            };
+            (id, observed)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    live.extend(found);
+}
+
+/// The result of executing one write.
+struct Written {
+    write: Write,
+    result: Result<(), ApplyError>,
+}
+
+/// Executes a plan's writes wave by wave (each wave's writes concurrently, bounded), waiting for
+/// the CRDs written to be established before the next wave.
+async fn execute_writes(ctx: &Context, plan: &Plan) -> Vec<Written> {
+    let mut done = Vec::new();
+    for wave in &plan.writes {
+        let results: Vec<Written> = futures::stream::iter(wave.iter().cloned())
+            .map(|write| async move {
+                let result = ctx.cluster.apply(&write.object).await;
+                Written { write, result }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let crds: Vec<ObjectId> = results
+            .iter()
+            .filter(|w| w.result.is_ok() && w.write.object.id.is_crd())
+            .map(|w| w.write.object.id.clone())
+            .collect();
+        done.extend(results);
+        if !crds.is_empty() {
+            wait_established(ctx, &crds).await;
+        }
+    }
+    done
+}
+
+/// Whether a pending message says a kind is not served (it may be once a CRD is established).
+fn waits_for_a_kind(plan: &Plan) -> bool {
+    plan.outcomes
+        .iter()
+        .any(|o| o.pending.iter().any(|p| p.contains("no matches for kind")))
+}
+
 /// Brings the cluster to what the KfDef renders.
 pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let owner = owner_of(&kfdef)?;
+    ctx.watches.register(&owner);
     let label = format!("{}/{}", owner.namespace, owner.name);
     let generation = kfdef.metadata.generation.unwrap_or(0);
     let apps = rendered(&kfdef, &ctx).await;
@@ -108,220 +203,193 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         .lock()
         .ok()
         .and_then(|s| s.get(&owner.uid).cloned());
-    // Everything either copy lists is considered: pruning checks the live object anyway.
-    let mut known_inventory = stored.inventory.clone();
-    if let Some(last) = &written_last {
-        known_inventory.extend(last.inventory.iter().cloned());
-    }
-    let previous = written_last.clone().unwrap_or_else(|| stored.clone());
-    let previous_keys: BTreeMap<ObjectKey, &InventoryEntry> = known_inventory
-        .iter()
-        .map(|e| (ObjectKey::from(e), e))
-        .collect();
+    let previous_status = written_last.clone().unwrap_or_else(|| stored.clone());
+    // Everything either copy lists is considered: the planner checks the live object anyway.
+    let previous = inventory::merge(
+        &stored.inventory,
+        written_last
+            .as_ref()
+            .map(|s| s.inventory.as_slice())
+            .unwrap_or_default(),
+    );
+    let previous_by_id: BTreeMap<&ObjectId, &InventoryEntry> =
+        previous.iter().map(|e| (&e.id, e)).collect();
 
-    let mut outcomes: Vec<ApplicationOutcome> = Vec::new();
-    let mut desired: BTreeMap<ObjectKey, DesiredObject> = BTreeMap::new();
-    let mut unresolved: Vec<(usize, Value)> = Vec::new();
-    let mut failed_apps: BTreeSet<String> = BTreeSet::new();
-    for (index, app) in apps.iter().enumerate() {
-        let mut outcome = ApplicationOutcome {
-            name: app.name.clone(),
-            ..Default::default()
-        };
-        match &app.result {
-            Err(e) => {
-                outcome.render_error = Some(e.to_string());
-                failed_apps.insert(app.name.clone());
-            }
-            Ok(objects) => {
-                outcome.objects = objects.len();
-                for object in objects {
-                    unresolved.push((index, object.clone()));
-                }
+    // Plan, execute; once more when CRDs written in this pass make more kinds resolvable.
+    let mut live = LiveView::new();
+    let mut written: Vec<Written> = Vec::new();
+    let mut plan;
+    let mut pass = 0;
+    loop {
+        let kinds = kinds(&ctx, &apps).await;
+        let identified = plan::identify(&owner, &apps, &kinds);
+        let wanted = identified
+            .candidates
+            .iter()
+            .map(|c| (c.id.clone(), c.version.clone(), previous_by_id.get(&c.id).copied()))
+            .chain(previous.iter().map(|e| (e.id.clone(), e.version.clone(), Some(e))))
+            .collect();
+        observe(&ctx, &mut live, wanted).await;
+        plan = plan::plan(&owner, identified, &previous, &live);
+        let results = execute_writes(&ctx, &plan).await;
+        let wrote_crds = results
+            .iter()
+            .any(|w| w.result.is_ok() && w.write.object.id.is_crd());
+        for done in &results {
+            if done.result.is_ok() {
+                // What kfop just wrote is what the next pass sees: no write twice.
+                let object = &done.write.object;
+                live.insert(
+                    object.id.clone(),
+                    Observed::Present(Live {
+                        kfdef_uid: Some(owner.uid.clone()),
+                        hash: Some(object.hash.clone()),
+                        adopted: plan
+                            .inventory
+                            .iter()
+                            .any(|e| e.id == object.id && e.adopted == Some(true)),
+                        ..Default::default()
+                    }),
+                );
             }
         }
-        outcomes.push(outcome);
+        written.extend(results);
+        pass += 1;
+        if pass >= 2 || !wrote_crds || !waits_for_a_kind(&plan) {
+            break;
+        }
     }
+    let mut outcomes = plan.outcomes.clone();
+    let mut inventory = plan.inventory.clone();
+
+    // Writes: failures go to the status; heals to events.
+    let mut healed = Vec::new();
+    let mut heal_failures = Vec::new();
+    let mut failures = Vec::new();
+    let mut count = 0usize;
+    let last_by_id: BTreeMap<&ObjectId, &Written> =
+        written.iter().map(|w| (&w.write.object.id, w)).collect();
+    for done in last_by_id.values() {
+        let id = &done.write.object.id;
+        match &done.result {
+            Ok(()) => {
+                count += 1;
+                if let Some(heal) = done.write.heal {
+                    let latency = ctx.watches.back(id);
+                    let what = match heal {
+                        Heal::Missing => "re-created",
+                        Heal::Changed => "set back",
+                    };
+                    tracing::info!(kfdef = %label, object = %id, ?heal, latency_ms = latency.map(|l| l.as_millis() as u64), "healed");
+                    healed.push(match latency {
+                        Some(latency) => format!("{what} {id} in {} ms", latency.as_millis()),
+                        None => format!("{what} {id}"),
+                    });
+                }
+            }
+            Err(e) => {
+                let message = format!("{id}: {e}");
+                tracing::warn!(kfdef = %label, object = %id, error = %e, "apply failed");
+                if done.write.heal.is_some() {
+                    heal_failures.push(message.clone());
+                }
+                let outcome = &mut outcomes[done.write.app];
+                if e.is_transient() {
+                    outcome.pending.push(message.clone());
+                } else {
+                    outcome.failed.push(message.clone());
+                }
+                failures.push(message);
+            }
+        }
+    }
+
+    // Prune and release.
+    let mut pruned = Vec::new();
+    for entry in &plan.prune {
+        match ctx.cluster.delete(&entry.id, &entry.version).await {
+            Ok(_) => pruned.push(entry.id.to_string()),
+            Err(e) => {
+                tracing::warn!(kfdef = %label, object = %entry.id, error = %e, "prune failed; will retry");
+                inventory.push(entry.clone());
+            }
+        }
+    }
+    for entry in &plan.release {
+        if let Err(e) = ctx.cluster.release(&entry.id, &entry.version).await {
+            tracing::warn!(kfdef = %label, object = %entry.id, error = %e, "could not let go of an adopted object; will retry");
+            inventory.push(entry.clone());
+        }
+    }
+    inventory.sort_by(|a, b| a.id.cmp(&b.id));
+    ctx.watches.settle(
+        &owner.uid,
+        &inventory.iter().map(|e| &e.id).collect::<HashSet<_>>(),
+    );
+
+    // Readiness of workloads and CRDs.
+    let readiness: Vec<(usize, String)> = futures::stream::iter(plan.readiness.iter())
+        .map(|(app, id, version)| {
+            let ctx = &ctx;
+            async move {
+                let problem = match ctx.cluster.get(id, version).await {
+                    Ok(Some(object)) => {
+                        let value = serde_json::to_value(&object).unwrap_or_default();
+                        (status::readiness(&value) == Some(false)).then(|| id.to_string())
+                    }
+                    Ok(None) => Some(format!("{id} (not found)")),
+                    Err(e) => Some(format!("{id}: {e}")),
+                };
+                problem.map(|p| (*app, p))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(|p| async move { p })
+        .collect()
+        .await;
+    for (app, problem) in readiness {
+        outcomes[app].not_ready.push(problem);
+    }
+
+    // Events.
     let render_errors: Vec<String> = outcomes
         .iter()
         .filter_map(|o| o.render_error.clone())
         .collect();
     if !render_errors.is_empty() {
+        publish(&ctx, &kfdef, EventType::Warning, "RenderFailed", render_errors.join("; ")).await;
+    }
+    let conflicts: Vec<String> = outcomes.iter().flat_map(|o| o.conflicts.clone()).collect();
+    if !conflicts.is_empty() {
+        publish(&ctx, &kfdef, EventType::Warning, "Conflict", conflicts.join("; ")).await;
+    }
+    if !healed.is_empty() {
+        publish(&ctx, &kfdef, EventType::Normal, "Healed", healed.join("; ")).await;
+    }
+    if !heal_failures.is_empty() {
         publish(
             &ctx,
             &kfdef,
             EventType::Warning,
-            "RenderFailed",
-            render_errors.join("; "),
+            "HealFailed",
+            format!("could not put back {} objects (retrying): {}", heal_failures.len(), heal_failures.join("; ")),
         )
         .await;
     }
-
-    // Resolve kinds wave by wave: custom kinds become resolvable once their CRDs are established.
-    let mut written = 0usize;
-    let mut applied_keys: BTreeSet<ObjectKey> = BTreeSet::new();
-    let mut adopted: BTreeSet<ObjectKey> = BTreeSet::new();
-    let mut deferred = unresolved;
-    for current_wave in 0..=3u8 {
-        let mut batch: Vec<(usize, DesiredObject)> = Vec::new();
-        let mut later = Vec::new();
-        for (index, object) in deferred {
-            let api_version = object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let kind_name = object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let Gvk { group, version, .. } = Gvk::from_api_version(api_version, "");
-            let probe = ObjectKey {
-                group: group.clone(),
-                kind: kind_name.clone(),
-                namespace: None,
-                name: String::new(),
-            };
-            if wave(&probe) != current_wave {
-                later.push((index, object));
-                continue;
-            }
-            let kind = match ctx.cluster.kind(&group, &version, &kind_name).await {
-                Ok(Some(kind)) => kind,
-                Ok(None) => {
-                    outcomes[index].pending.push(format!(
-                        "{kind_name}.{api_version}: no matches for kind in version {api_version}"
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    outcomes[index]
-                        .pending
-                        .push(format!("{kind_name}.{api_version}: discovery failed: {e}"));
-                    continue;
-                }
-            };
-            ctx.watches.ensure(&group, &kind_name, &kind);
-            match objects::desired(&owner, &apps[index].name, object, kind.namespaced) {
-                Ok(d) => batch.push((index, d)),
-                Err(e) => outcomes[index].failed.push(e),
-            }
-        }
-        deferred = later;
-        let mut crds = Vec::new();
-        for (index, object) in batch {
-            let key = object.key.clone();
-            let live_state = match live(&ctx, &key, &object.version).await {
-                Ok(l) => l,
-                Err(e) => {
-                    outcomes[index].pending.push(format!("{key}: {e}"));
-                    continue;
-                }
-            };
-            if let Some(l) = &live_state {
-                if let Some(other) = &l.kfdef_uid
-                    && *other != owner.uid
-                {
-                    outcomes[index]
-                        .conflicts
-                        .push(format!("{key} belongs to another KfDef (uid {other})"));
-                    continue;
-                }
-                if l.kfdef_uid.is_none() && !previous_keys.contains_key(&key) {
-                    adopted.insert(key.clone());
-                }
-            }
-            if previous_keys
-                .get(&key)
-                .is_some_and(|e| e.adopted == Some(true))
-            {
-                adopted.insert(key.clone());
-            }
-            let unchanged = live_state.as_ref().is_some_and(|l| {
-                l.hash.as_deref() == Some(object.hash.as_str())
-                    && !l.changed_by_others
-                    && !l.deleting
-            });
-            if !unchanged {
-                match ctx.cluster.apply(&object).await {
-                    Ok(()) => written += 1,
-                    Err(e @ ApplyError::NoKind { .. }) => {
-                        outcomes[index].pending.push(format!("{key}: {e}"));
-                    }
-                    Err(e) if e.is_transient() => {
-                        outcomes[index].pending.push(format!("{key}: {e}"))
-                    }
-                    Err(e) => outcomes[index].failed.push(format!("{key}: {e}")),
-                }
-            }
-            if key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition" {
-                crds.push(key.clone());
-            }
-            applied_keys.insert(key.clone());
-            desired.insert(key, object);
-        }
-        if !crds.is_empty() {
-            wait_established(&ctx, &crds).await;
-        }
+    let fresh = count - healed.len();
+    if fresh > 0 {
+        publish(
+            &ctx,
+            &kfdef,
+            EventType::Normal,
+            "Applied",
+            format!("applied {fresh} changed objects of {}", plan.inventory.len()),
+        )
+        .await;
     }
-    for (index, object) in deferred {
-        let kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        outcomes[index].pending.push(format!("{kind}: not applied"));
-    }
-
-    // Self-heal from now on works from this render.
-    ctx.desired.set(
-        &owner,
-        desired
-            .iter()
-            .map(|(k, d)| (k.clone(), d.clone()))
-            .collect::<HashMap<_, _>>(),
-    );
-
-    // Prune what an application that rendered fine no longer renders (never because of an error).
-    let rendered_apps: BTreeSet<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-    let mut pruned = Vec::new();
-    let mut kept: Vec<InventoryEntry> = Vec::new();
-    for (key, entry) in &previous_keys {
-        if desired.contains_key(key) {
-            continue;
-        }
-        let app = entry.application.clone().unwrap_or_default();
-        if failed_apps.contains(&app)
-            || (rendered_apps.contains(app.as_str())
-                && outcomes
-                    .iter()
-                    .any(|o| o.name == app && !o.pending.is_empty()))
-        {
-            kept.push((*entry).clone());
-            continue;
-        }
-        if entry.adopted == Some(true) {
-            continue;
-        }
-        match live(&ctx, key, &entry.version).await {
-            Ok(Some(l)) if l.prune_disabled => continue,
-            Ok(Some(l)) if l.kfdef_uid.as_deref().is_some_and(|u| u != owner.uid) => continue,
-            Ok(None) => continue,
-            Ok(Some(_)) => {}
-            Err(e) => {
-                tracing::warn!(kfdef = %label, object = %key, error = %e, "cannot check an object before pruning; keeping it");
-                kept.push((*entry).clone());
-                continue;
-            }
-        }
-        ctx.desired.remove_object(&owner.uid, key);
-        match ctx.cluster.delete(key, &entry.version).await {
-            Ok(_) => pruned.push(key.to_string()),
-            Err(e) => {
-                tracing::warn!(kfdef = %label, object = %key, error = %e, "prune failed; will retry");
-                kept.push((*entry).clone());
-            }
-        }
+    let other_failures = failures.len() - heal_failures.len();
+    if other_failures > 0 {
+        publish(&ctx, &kfdef, EventType::Warning, "ApplyFailed", failures.join("; ")).await;
     }
     if !pruned.is_empty() {
         publish(
@@ -329,82 +397,14 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             &kfdef,
             EventType::Normal,
             "Pruned",
-            format!(
-                "deleted {} objects no longer rendered: {}",
-                pruned.len(),
-                pruned.join(", ")
-            ),
+            format!("deleted {} objects no longer rendered: {}", pruned.len(), pruned.join(", ")),
         )
         .await;
     }
 
-    // Readiness of workloads and CRDs.
-    for (key, object) in &desired {
-        if !matches!(
-            key.kind.as_str(),
-            "Deployment" | "StatefulSet" | "CustomResourceDefinition"
-        ) || !applied_keys.contains(key)
-        {
-            continue;
-        }
-        let index = apps
-            .iter()
-            .position(|a| a.name == object.application)
-            .unwrap_or(0);
-        match ctx.cluster.get(key, &object.version).await {
-            Ok(Some(live_object)) => {
-                let value = serde_json::to_value(&live_object).unwrap_or_default();
-                if status::readiness(&value) == Some(false) {
-                    outcomes[index].not_ready.push(key.to_string());
-                }
-            }
-            Ok(None) => outcomes[index].not_ready.push(format!("{key} (not found)")),
-            Err(e) => outcomes[index].not_ready.push(format!("{key}: {e}")),
-        }
-    }
-
-    let conflicts: Vec<String> = outcomes.iter().flat_map(|o| o.conflicts.clone()).collect();
-    if !conflicts.is_empty() {
-        publish(
-            &ctx,
-            &kfdef,
-            EventType::Warning,
-            "Conflict",
-            conflicts.join("; "),
-        )
-        .await;
-    }
-    if written > 0 {
-        publish(
-            &ctx,
-            &kfdef,
-            EventType::Normal,
-            "Applied",
-            format!("applied {written} changed objects of {}", desired.len()),
-        )
-        .await;
-    }
-    let failures: Vec<String> = outcomes.iter().flat_map(|o| o.failed.clone()).collect();
-    if !failures.is_empty() {
-        publish(
-            &ctx,
-            &kfdef,
-            EventType::Warning,
-            "ApplyFailed",
-            failures.join("; "),
-        )
-        .await;
-    }
-
-    let mut inventory: Vec<InventoryEntry> = desired
-        .values()
-        .map(|d| d.inventory_entry(adopted.contains(&d.key)))
-        .collect();
-    inventory.extend(kept);
-    inventory.sort_by(|a, b| ObjectKey::from(a).cmp(&ObjectKey::from(b)));
-    inventory.dedup_by(|a, b| ObjectKey::from(&*a) == ObjectKey::from(&*b));
+    // Status.
     let status = status::build(
-        Some(&previous),
+        Some(&previous_status),
         generation,
         &outcomes,
         inventory,
@@ -417,39 +417,50 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         statuses.insert(owner.uid.clone(), status);
     }
 
-    let waiting = outcomes
+    let retry = outcomes
         .iter()
-        .any(|o| !o.pending.is_empty() || !o.not_ready.is_empty());
+        .any(|o| !o.pending.is_empty() || !o.failed.is_empty());
+    let not_ready = outcomes.iter().any(|o| !o.not_ready.is_empty());
     tracing::info!(
         kfdef = %label,
-        objects = desired.len(),
-        written,
+        objects = plan.inventory.len(),
+        written = count,
+        healed = healed.len(),
+        failed = failures.len(),
         pruned = pruned.len(),
-        converged = !waiting,
+        converged = !retry && !not_ready,
         "reconciled"
     );
-    Ok(Action::requeue(if waiting { RECHECK } else { ctx.resync }))
+    let next = if retry {
+        ctx.backoff.next(&owner.uid)
+    } else {
+        ctx.backoff.reset(&owner.uid);
+        if not_ready { RECHECK } else { ctx.resync }
+    };
+    Ok(Action::requeue(next))
 }
 
-async fn wait_established(ctx: &Context, crds: &[ObjectKey]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    for key in crds {
-        loop {
-            let established = ctx
-                .cluster
-                .get(key, "v1")
-                .await
-                .ok()
-                .flatten()
-                .and_then(|o| serde_json::to_value(o).ok())
-                .and_then(|v| status::readiness(&v))
-                .unwrap_or(false);
-            if established || tokio::time::Instant::now() >= deadline {
-                break;
+async fn wait_established(ctx: &Context, crds: &[ObjectId]) {
+    let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+    futures::stream::iter(crds)
+        .for_each_concurrent(IN_FLIGHT, |id| async move {
+            loop {
+                let established = ctx
+                    .cluster
+                    .get(id, "v1")
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|o| serde_json::to_value(o).ok())
+                    .and_then(|v| status::readiness(&v))
+                    .unwrap_or(false);
+                if established || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+        })
+        .await;
 }
 
 /// Writes the status (the caller skips it when nothing changed: an idle install writes nothing).
@@ -464,7 +475,7 @@ async fn write_status(
         json!({"apiVersion": "kfdef.apps.kubeflow.org/v1", "kind": "KfDef", "status": status});
     api.patch_status(
         &kfdef.name_any(),
-        &PatchParams::apply(objects::FIELD_MANAGER).force(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await
@@ -475,58 +486,47 @@ async fn write_status(
     Ok(())
 }
 
-/// Deletes everything the KfDef created, webhooks first and namespaces last, and reports whether
-/// it is all gone (the finalizer stays until then).
+/// Deletes everything the KfDef created, webhooks first and namespaces last, lets go of what it
+/// adopted, and reports whether it is all gone (the finalizer stays until then).
 pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let owner = owner_of(&kfdef)?;
-    ctx.desired.forget(&owner.uid);
-    let mut inventory = kfdef.status.clone().unwrap_or_default().inventory;
-    if let Some(last) = ctx
+    let written_last = ctx
         .statuses
         .lock()
         .ok()
         .and_then(|s| s.get(&owner.uid).cloned())
-    {
-        inventory.extend(last.inventory);
-    }
-    let mut entries: BTreeMap<ObjectKey, (String, bool)> = inventory
-        .iter()
-        .map(|e| {
-            (
-                ObjectKey::from(e),
-                (e.version.clone(), e.adopted == Some(true)),
-            )
-        })
-        .collect();
+        .map(|s| s.inventory)
+        .unwrap_or_default();
+    let inventory = inventory::merge(
+        &kfdef.status.clone().unwrap_or_default().inventory,
+        &written_last,
+    );
     // Objects labelled for this KfDef but missing from the inventory (a crash before the status
     // was written) go too.
-    for (key, version) in ctx.watches.objects_of(&owner.uid) {
-        entries.entry(key).or_insert((version, false));
-    }
-    let mut ordered: Vec<(ObjectKey, String)> = entries
-        .into_iter()
-        .filter(|(_, (_, adopted))| !adopted)
-        .map(|(k, (v, _))| (k, v))
-        .collect();
-    ordered.sort_by_key(|(k, _)| std::cmp::Reverse(wave(k)));
+    let labelled = ctx.watches.objects_of(&owner.uid);
+    let waves = inventory::deletion_order(&inventory, &labelled);
+    let total: usize = waves.iter().map(Vec::len).sum();
     // Wave by wave, each finished before the next starts: custom objects are gone before their
     // CRDs are deleted, everything else before its namespace.
-    for current in (0..=3u8).rev() {
-        let in_wave: Vec<&(ObjectKey, String)> =
-            ordered.iter().filter(|(k, _)| wave(k) == current).collect();
-        for (key, version) in &in_wave {
-            if let Err(e) = ctx.cluster.delete(key, version).await {
-                tracing::warn!(object = %key, error = %e, "delete failed; will retry");
-            }
-        }
-        let mut remaining = Vec::new();
-        for (key, version) in &in_wave {
-            match ctx.cluster.metadata(key, version).await {
-                Ok(None) => {}
-                Ok(Some(_)) => remaining.push(key.to_string()),
-                Err(e) => remaining.push(format!("{key} ({e})")),
-            }
-        }
+    for wave in &waves {
+        let remaining: Vec<String> = futures::stream::iter(wave)
+            .map(|(id, version)| {
+                let ctx = &ctx;
+                async move {
+                    if let Err(e) = ctx.cluster.delete(id, version).await {
+                        tracing::warn!(object = %id, error = %e, "delete failed; will retry");
+                    }
+                    match ctx.cluster.metadata(id, version).await {
+                        Ok(None) => None,
+                        Ok(Some(_)) => Some(id.to_string()),
+                        Err(e) => Some(format!("{id} ({e})")),
+                    }
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
         if let Some(example) = remaining.first() {
             return Err(ReconcileError::Deleting {
                 kfdef: kfdef.name_any(),
@@ -535,6 +535,24 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
             });
         }
     }
+    let mut adopted: BTreeMap<&ObjectId, &str> = inventory
+        .iter()
+        .filter(|e| e.adopted == Some(true))
+        .map(|e| (&e.id, e.version.as_str()))
+        .collect();
+    adopted.extend(
+        labelled
+            .iter()
+            .filter(|(_, _, live)| live.adopted)
+            .map(|(id, version, _)| (id, version.as_str())),
+    );
+    for (id, version) in &adopted {
+        if let Err(e) = ctx.cluster.release(id, version).await {
+            tracing::warn!(object = %id, error = %e, "could not let go of an adopted object");
+        }
+    }
+    ctx.watches.unregister(&owner.uid);
+    ctx.backoff.reset(&owner.uid);
     if let Ok(mut renders) = ctx.renders.lock() {
         renders.remove(&owner.uid);
     }
@@ -546,7 +564,10 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
         &kfdef,
         EventType::Normal,
         "Deleted",
-        format!("deleted {} objects", ordered.len()),
+        format!(
+            "deleted {total} objects; left {} adopted objects in place",
+            adopted.len()
+        ),
     )
     .await;
     Ok(Action::await_change())

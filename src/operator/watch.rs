@@ -1,175 +1,148 @@
-//! Self-healing: one metadata-only watch per managed kind (selected by kfop's label), a store of
-//! what exists, and a healer that puts back a deleted object, or sets back one someone else
-//! changed, from the last rendered state — touching that object only.
+//! Self-healing input: one metadata-only watch per managed kind (selected by kfop's label), a
+//! store of what exists, and triggers: an object deleted, or changed by someone else, queues its
+//! KfDef for a reconcile, which puts it back from the last render. Triggers are de-duplicated
+//! (at most one queued per KfDef), so a storm of deletions costs one reconcile per KfDef at a
+//! time, and retries go through the controller's own backoff.
 
 use super::cluster::{Cluster, Kind};
-use super::objects::{
-    DesiredObject, FIELD_MANAGER, HASH_ANNOTATION, KFDEF_UID_LABEL, ObjectKey, Owner,
-    PRUNE_ANNOTATION,
-};
-use futures::StreamExt;
+use super::inventory::{Live, ObjectId};
+use super::objects::{KFDEF_UID_LABEL, Owner};
+use crate::kfdef::KfDef;
+use futures::{Stream, StreamExt};
 use kube::Api;
 use kube::api::{DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
-/// What kfop knows of a live managed object from its metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Live {
-    /// The KfDef UID in its label.
-    pub kfdef_uid: Option<String>,
-    /// The hash kfop recorded when it last applied it.
-    pub hash: Option<String>,
-    /// Whether the object opts out of pruning.
-    pub prune_disabled: bool,
-    /// Whether another manager changed it after kfop last did.
-    pub changed_by_others: bool,
-    /// A digest of the other managers' entries in `managedFields` (status excluded): when it
-    /// moves between two events, someone else changed the object.
-    pub others_signature: u64,
-    /// Whether it is being deleted.
-    pub deleting: bool,
+/// Queues KfDefs for a reconcile, at most once each until the controller takes them.
+pub struct Triggers {
+    queued: Mutex<HashSet<ObjectRef<KfDef>>>,
+    sender: mpsc::UnboundedSender<ObjectRef<KfDef>>,
 }
 
-impl Live {
-    /// Reads what kfop needs from an object's metadata.
-    pub fn from_meta(meta: &PartialObjectMeta<DynamicObject>) -> Self {
-        let m = &meta.metadata;
-        let labels = m.labels.clone().unwrap_or_default();
-        let annotations = m.annotations.clone().unwrap_or_default();
-        let entries = m.managed_fields.clone().unwrap_or_default();
-        let ours = entries
-            .iter()
-            .filter(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
-            .filter_map(|e| e.time.as_ref().map(|t| t.0))
-            .max();
-        let others: Vec<_> = entries
-            .iter()
-            .filter(|e| e.manager.as_deref() != Some(FIELD_MANAGER))
-            .filter(|e| e.subresource.as_deref().is_none_or(str::is_empty))
-            .collect();
-        let changed_by_others = others
-            .iter()
-            .any(|e| matches!((e.time.as_ref(), ours), (Some(t), Some(o)) if t.0 > o));
-        let others_signature = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            for e in &others {
-                e.manager.hash(&mut hasher);
-                e.operation.hash(&mut hasher);
-                e.time.as_ref().map(|t| t.0.to_string()).hash(&mut hasher);
-                e.fields_v1
-                    .as_ref()
-                    .map(|f| f.0.to_string())
-                    .hash(&mut hasher);
+impl Triggers {
+    /// The triggers and the stream the controller reconciles on.
+    pub fn new() -> (Arc<Self>, impl Stream<Item = ObjectRef<KfDef>> + Send + 'static) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let triggers = Arc::new(Self {
+            queued: Mutex::new(HashSet::new()),
+            sender,
+        });
+        let taken = triggers.clone();
+        let stream = futures::stream::unfold(receiver, move |mut receiver| {
+            let taken = taken.clone();
+            async move {
+                let next = receiver.recv().await?;
+                if let Ok(mut queued) = taken.queued.lock() {
+                    queued.remove(&next);
+                }
+                Some((next, receiver))
             }
-            hasher.finish()
-        };
-        Self {
-            kfdef_uid: labels.get(KFDEF_UID_LABEL).cloned(),
-            hash: annotations.get(HASH_ANNOTATION).cloned(),
-            prune_disabled: annotations
-                .get(PRUNE_ANNOTATION)
-                .is_some_and(|v| v == "disabled"),
-            changed_by_others,
-            others_signature,
-            deleting: m.deletion_timestamp.is_some(),
-        }
-    }
-}
-
-/// One KfDef's wanted objects.
-type Wanted = (Owner, HashMap<ObjectKey, DesiredObject>);
-
-/// The objects each KfDef wants, by KfDef UID: what the healer puts back.
-#[derive(Default)]
-pub struct DesiredState {
-    by_kfdef: RwLock<HashMap<String, Wanted>>,
-}
-
-impl DesiredState {
-    /// Replaces what a KfDef wants.
-    pub fn set(&self, owner: &Owner, objects: HashMap<ObjectKey, DesiredObject>) {
-        if let Ok(mut map) = self.by_kfdef.write() {
-            map.insert(owner.uid.clone(), (owner.clone(), objects));
-        }
+        });
+        (triggers, stream)
     }
 
-    /// Stops healing one object (it is about to be pruned).
-    pub fn remove_object(&self, uid: &str, key: &ObjectKey) {
-        if let Ok(mut map) = self.by_kfdef.write()
-            && let Some((_, objects)) = map.get_mut(uid)
+    /// Queues `kfdef` unless it is queued already.
+    pub fn fire(&self, kfdef: &ObjectRef<KfDef>) {
+        if let Ok(mut queued) = self.queued.lock()
+            && queued.insert(kfdef.clone())
         {
-            objects.remove(key);
+            let _ = self.sender.send(kfdef.clone());
         }
     }
-
-    /// Stops healing a KfDef's objects (it is being deleted).
-    pub fn forget(&self, uid: &str) {
-        if let Ok(mut map) = self.by_kfdef.write() {
-            map.remove(uid);
-        }
-    }
-
-    fn get(&self, uid: &str, key: &ObjectKey) -> Option<(Owner, DesiredObject)> {
-        let map = self.by_kfdef.read().ok()?;
-        let (owner, objects) = map.get(uid)?;
-        Some((owner.clone(), objects.get(key)?.clone()))
-    }
-}
-
-/// Why the healer is asked to act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HealReason {
-    Deleted,
-    Changed,
-}
-
-/// A request to put one object back.
-#[derive(Debug, Clone)]
-pub struct HealRequest {
-    pub kfdef_uid: String,
-    pub key: ObjectKey,
-    pub reason: HealReason,
-    pub seen: Instant,
-}
-
-/// A completed heal, for events and metrics.
-#[derive(Debug, Clone)]
-pub struct Healed {
-    pub owner: Owner,
-    pub key: ObjectKey,
-    pub reason: HealReason,
-    pub result: Result<std::time::Duration, String>,
 }
 
 struct WatchedKind {
-    store: Arc<RwLock<HashMap<ObjectKey, Live>>>,
+    store: Arc<RwLock<HashMap<ObjectId, Live>>>,
     ready: watch::Receiver<bool>,
     version: String,
+}
+
+/// What the watches share with their tasks.
+struct Shared {
+    triggers: Arc<Triggers>,
+    /// The KfDef of each UID kfop reconciles.
+    owners: RwLock<HashMap<String, ObjectRef<KfDef>>>,
+    /// When each managed object was seen deleted, until kfop puts it back (heal latency).
+    missing_since: Mutex<HashMap<ObjectId, (String, Instant)>>,
+}
+
+impl Shared {
+    fn fire(&self, uid: &str) {
+        let owner = self.owners.read().ok().and_then(|o| o.get(uid).cloned());
+        if let Some(owner) = owner {
+            self.triggers.fire(&owner);
+        }
+    }
+
+    fn deleted(&self, uid: &str, id: ObjectId) {
+        if let Ok(mut missing) = self.missing_since.lock() {
+            missing
+                .entry(id)
+                .or_insert_with(|| (uid.to_string(), Instant::now()));
+        }
+        self.fire(uid);
+    }
 }
 
 /// The watches on every managed kind.
 pub struct Watches {
     cluster: Arc<Cluster>,
     kinds: Mutex<HashMap<(String, String), WatchedKind>>,
-    heal: mpsc::UnboundedSender<HealRequest>,
+    shared: Arc<Shared>,
 }
 
 impl Watches {
-    /// Watches that send heal requests to `heal`.
-    pub fn new(cluster: Arc<Cluster>, heal: mpsc::UnboundedSender<HealRequest>) -> Self {
+    /// Watches that queue the owning KfDef on `triggers` when one of its objects goes or changes.
+    pub fn new(cluster: Arc<Cluster>, triggers: Arc<Triggers>) -> Self {
         Self {
             cluster,
             kinds: Mutex::new(HashMap::new()),
-            heal,
+            shared: Arc::new(Shared {
+                triggers,
+                owners: RwLock::new(HashMap::new()),
+                missing_since: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
-    /// Starts watching `kind` (group and kind as in object keys) if not yet watched.
+    /// Remembers which KfDef a UID names, so that its objects' events reach it.
+    pub fn register(&self, owner: &Owner) {
+        if let Ok(mut owners) = self.shared.owners.write() {
+            owners
+                .entry(owner.uid.clone())
+                .or_insert_with(|| ObjectRef::new(&owner.name).within(&owner.namespace));
+        }
+    }
+
+    /// Forgets a KfDef (it is gone).
+    pub fn unregister(&self, uid: &str) {
+        if let Ok(mut owners) = self.shared.owners.write() {
+            owners.remove(uid);
+        }
+        if let Ok(mut missing) = self.shared.missing_since.lock() {
+            missing.retain(|_, (owner, _)| owner != uid);
+        }
+    }
+
+    /// How long ago `id` was seen deleted, if it was (and forgets it: it is back).
+    pub fn back(&self, id: &ObjectId) -> Option<std::time::Duration> {
+        let mut missing = self.shared.missing_since.lock().ok()?;
+        missing.remove(id).map(|(_, since)| since.elapsed())
+    }
+
+    /// Forgets the deletions of a KfDef's objects that it no longer wants.
+    pub fn settle(&self, uid: &str, wanted: &HashSet<&ObjectId>) {
+        if let Ok(mut missing) = self.shared.missing_since.lock() {
+            missing.retain(|id, (owner, _)| owner != uid || wanted.contains(id));
+        }
+    }
+
+    /// Starts watching `kind` (group and kind as in object ids) if not yet watched.
     pub fn ensure(&self, group: &str, kind_name: &str, kind: &Kind) {
         let Ok(mut kinds) = self.kinds.lock() else {
             return;
@@ -178,17 +151,17 @@ impl Watches {
         if kinds.contains_key(&map_key) {
             return;
         }
-        let store: Arc<RwLock<HashMap<ObjectKey, Live>>> = Arc::default();
+        let store: Arc<RwLock<HashMap<ObjectId, Live>>> = Arc::default();
         let (ready_tx, ready) = watch::channel(false);
         let api: Api<PartialObjectMeta<DynamicObject>> =
             Api::all_with(self.cluster.client().clone(), &kind.resource);
         let config = watcher::Config::default().labels(KFDEF_UID_LABEL);
         let task_store = store.clone();
-        let heal = self.heal.clone();
+        let shared = self.shared.clone();
         let (group, kind_name, namespaced) =
             (group.to_string(), kind_name.to_string(), kind.namespaced);
         tokio::spawn(async move {
-            let key_of = |meta: &PartialObjectMeta<DynamicObject>| ObjectKey {
+            let id_of = |meta: &PartialObjectMeta<DynamicObject>| ObjectId {
                 group: group.clone(),
                 kind: kind_name.clone(),
                 namespace: if namespaced {
@@ -199,7 +172,7 @@ impl Watches {
                 name: meta.metadata.name.clone().unwrap_or_default(),
             };
             let mut events = watcher(api, config).default_backoff().boxed();
-            let mut initial: HashMap<ObjectKey, Live> = HashMap::new();
+            let mut initial: HashMap<ObjectId, Live> = HashMap::new();
             while let Some(event) = events.next().await {
                 let event = match event {
                     Ok(event) => event,
@@ -211,63 +184,51 @@ impl Watches {
                 match event {
                     watcher::Event::Init => initial.clear(),
                     watcher::Event::InitApply(meta) => {
-                        initial.insert(key_of(&meta), Live::from_meta(&meta));
+                        initial.insert(id_of(&meta), Live::from_meta(&meta));
                     }
                     watcher::Event::InitDone => {
                         // Objects that vanished while the watch was down are put back too.
-                        let vanished: Vec<(ObjectKey, Live)> = match task_store.read() {
+                        let vanished: Vec<(ObjectId, String)> = match task_store.read() {
                             Ok(store) => store
                                 .iter()
-                                .filter(|(k, _)| !initial.contains_key(*k))
-                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .filter(|(id, _)| !initial.contains_key(*id))
+                                .filter_map(|(id, l)| Some((id.clone(), l.kfdef_uid.clone()?)))
                                 .collect(),
                             Err(_) => Vec::new(),
                         };
                         if let Ok(mut store) = task_store.write() {
                             *store = std::mem::take(&mut initial);
                         }
-                        for (key, live) in vanished {
-                            if let Some(uid) = live.kfdef_uid {
-                                let _ = heal.send(HealRequest {
-                                    kfdef_uid: uid,
-                                    key,
-                                    reason: HealReason::Deleted,
-                                    seen: Instant::now(),
-                                });
-                            }
+                        for (id, uid) in vanished {
+                            shared.deleted(&uid, id);
                         }
                         let _ = ready_tx.send(true);
                     }
                     watcher::Event::Apply(meta) => {
-                        let key = key_of(&meta);
+                        let id = id_of(&meta);
                         let mut live = Live::from_meta(&meta);
                         // Timestamps have one-second resolution; a change to other managers'
                         // entries since the last event is the precise signal.
                         let previous = task_store
                             .read()
                             .ok()
-                            .and_then(|s| s.get(&key).map(|l| l.others_signature));
+                            .and_then(|s| s.get(&id).map(|l| l.others_signature));
                         if let Some(previous) = previous {
                             live.changed_by_others = previous != live.others_signature;
                         }
-                        if live.changed_by_others
-                            && !live.deleting
-                            && let Some(uid) = live.kfdef_uid.clone()
-                        {
-                            let _ = heal.send(HealRequest {
-                                kfdef_uid: uid,
-                                key: key.clone(),
-                                reason: HealReason::Changed,
-                                seen: Instant::now(),
-                            });
-                        }
+                        let changed = (live.changed_by_others && !live.deleting)
+                            .then(|| live.kfdef_uid.clone())
+                            .flatten();
                         if let Ok(mut store) = task_store.write() {
-                            store.insert(key, live);
+                            store.insert(id, live);
+                        }
+                        if let Some(uid) = changed {
+                            shared.fire(&uid);
                         }
                     }
                     watcher::Event::Delete(meta) => {
-                        let key = key_of(&meta);
-                        let removed = task_store.write().ok().and_then(|mut s| s.remove(&key));
+                        let id = id_of(&meta);
+                        let removed = task_store.write().ok().and_then(|mut s| s.remove(&id));
                         let uid = removed.and_then(|l| l.kfdef_uid).or_else(|| {
                             meta.metadata
                                 .labels
@@ -275,12 +236,7 @@ impl Watches {
                                 .and_then(|l| l.get(KFDEF_UID_LABEL).cloned())
                         });
                         if let Some(uid) = uid {
-                            let _ = heal.send(HealRequest {
-                                kfdef_uid: uid,
-                                key,
-                                reason: HealReason::Deleted,
-                                seen: Instant::now(),
-                            });
+                            shared.deleted(&uid, id);
                         }
                     }
                 }
@@ -297,19 +253,19 @@ impl Watches {
         );
     }
 
-    /// What the watch knows of `key`: `None` while the kind's watch is not synced yet.
-    pub fn live(&self, key: &ObjectKey) -> Option<Option<Live>> {
+    /// What the watch knows of `id`: `None` while the kind's watch is not synced yet.
+    pub fn live(&self, id: &ObjectId) -> Option<Option<Live>> {
         let kinds = self.kinds.lock().ok()?;
-        let watched = kinds.get(&(key.group.clone(), key.kind.clone()))?;
+        let watched = kinds.get(&(id.group.clone(), id.kind.clone()))?;
         if !*watched.ready.borrow() {
             return None;
         }
         let store = watched.store.read().ok()?;
-        Some(store.get(key).cloned())
+        Some(store.get(id).cloned())
     }
 
-    /// Keys (with the API version watched) of every watched object labelled with a KfDef UID.
-    pub fn objects_of(&self, uid: &str) -> Vec<(ObjectKey, String)> {
+    /// Every watched object labelled with a KfDef UID, with the API version watched.
+    pub fn objects_of(&self, uid: &str) -> Vec<(ObjectId, String, Live)> {
         let Ok(kinds) = self.kinds.lock() else {
             return Vec::new();
         };
@@ -320,63 +276,10 @@ impl Watches {
                     store
                         .iter()
                         .filter(|(_, live)| live.kfdef_uid.as_deref() == Some(uid))
-                        .map(|(k, _)| (k.clone(), watched.version.clone())),
+                        .map(|(id, live)| (id.clone(), watched.version.clone(), live.clone())),
                 );
             }
         }
         found
-    }
-
-    /// Waits (up to `timeout`) until the watch of `group`/`kind` has listed its objects.
-    pub async fn wait_ready(&self, group: &str, kind: &str, timeout: std::time::Duration) -> bool {
-        let receiver = {
-            let Ok(kinds) = self.kinds.lock() else {
-                return false;
-            };
-            match kinds.get(&(group.to_string(), kind.to_string())) {
-                Some(w) => w.ready.clone(),
-                None => return false,
-            }
-        };
-        let mut receiver = receiver;
-        tokio::time::timeout(timeout, receiver.wait_for(|ready| *ready))
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-}
-
-/// Runs the healer: puts back each requested object from `desired`, reporting to `done`.
-pub async fn heal(
-    cluster: Arc<Cluster>,
-    desired: Arc<DesiredState>,
-    mut requests: mpsc::UnboundedReceiver<HealRequest>,
-    done: mpsc::UnboundedSender<Healed>,
-) {
-    while let Some(request) = requests.recv().await {
-        let Some((owner, object)) = desired.get(&request.kfdef_uid, &request.key) else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        let done = done.clone();
-        // Each heal runs on its own so that one slow object never delays another.
-        tokio::spawn(async move {
-            let result = cluster
-                .apply(&object)
-                .await
-                .map(|()| request.seen.elapsed())
-                .map_err(|e| e.to_string());
-            match &result {
-                Ok(latency) => {
-                    tracing::info!(object = %request.key, reason = ?request.reason, latency_ms = latency.as_millis() as u64, "healed")
-                }
-                Err(e) => tracing::warn!(object = %request.key, error = %e, "could not heal"),
-            }
-            let _ = done.send(Healed {
-                owner,
-                key: request.key,
-                reason: request.reason,
-                result,
-            });
-        });
     }
 }

@@ -19,6 +19,8 @@ use std::path::{Component, Path, PathBuf};
 /// What kfctl took from the KfDef itself.
 #[derive(Debug, Clone, Default)]
 pub struct KfDefContext {
+    /// The KfDef's UID (empty for a file never stored): `generateName` suffixes derive from it.
+    pub uid: String,
     pub name: String,
     pub namespace: String,
     pub project: String,
@@ -411,7 +413,7 @@ fn update_params(
             Some(value) => {
                 let value =
                     if name == "generateName" && line.split('=').nth(1).unwrap_or("").is_empty() {
-                        format!("{value}{}", random_hex(8))
+                        format!("{value}{}", name_suffix(kfdef, &value, 8))
                     } else {
                         value
                     };
@@ -430,13 +432,19 @@ fn update_params(
     loader.override_file(&file, content)
 }
 
-/// `n` random lowercase hex digits (kfctl's `generateName` suffix).
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n.div_ceil(2)];
-    // A failure of the system RNG leaves zeros; the name is still unique enough for a demo
-    // parameter and the render never panics.
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()[..n].to_string()
+/// `n` lowercase hex digits standing in for kfctl's random `generateName` suffix: derived from
+/// the KfDef (its UID, else its namespace and name) and the prefix, so that every render of one
+/// KfDef gives the same names and two KfDefs get different ones.
+fn name_suffix(kfdef: &KfDefContext, prefix: &str, n: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let seed = if kfdef.uid.is_empty() {
+        format!("{}/{}", kfdef.namespace, kfdef.name)
+    } else {
+        kfdef.uid.clone()
+    };
+    let digest = Sha256::digest(format!("{seed}\n{prefix}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..n.min(hex.len())].to_string()
 }
 
 /// `path` relative to `base`, both cleaned lexically (`..` may appear when `path` is outside).
@@ -502,8 +510,22 @@ mod tests {
     }
 
     #[test]
-    fn random_hex_has_the_length_asked() {
-        assert_eq!(random_hex(8).len(), 8);
-        assert!(random_hex(8).chars().all(|c| c.is_ascii_hexdigit()));
+    fn name_suffixes_are_stable_per_kfdef_and_differ_between_kfdefs() {
+        let kfdef = |uid: &str| KfDefContext {
+            uid: uid.into(),
+            name: "kf".into(),
+            namespace: "kubeflow".into(),
+            project: String::new(),
+        };
+        let app = "notebook-";
+        let a = name_suffix(&kfdef("uid-a"), app, 8);
+        assert_eq!(a.len(), 8);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a, name_suffix(&kfdef("uid-a"), app, 8));
+        assert_ne!(a, name_suffix(&kfdef("uid-b"), app, 8));
+        assert_ne!(
+            name_suffix(&kfdef(""), app, 8),
+            name_suffix(&kfdef(""), "other-", 8)
+        );
     }
 }

@@ -51,7 +51,7 @@ async fn a_trimmed_corpus_kfdef_is_applied_resource_by_resource() {
     let cache = tempfile::tempdir().expect("cache");
     let repos = kfop::repos::RepoCache::new(cache.path()).expect("repo cache");
     let mut expected: Vec<(String, Value)> = Vec::new();
-    for app in kfop::applications::render(&kfdef, &repos, None).await {
+    for app in kfop::applications::render(&kfdef, &repos).await {
         for object in app.result.expect("renders") {
             expected.push((app.name.clone(), object));
         }

@@ -1,11 +1,13 @@
 //! Integration tests on a real control plane: one module per behaviour.
 
+mod adoption;
 mod bad_input;
 mod conflict;
 mod control_plane;
 mod corpus_kfdef;
 mod deploy_manifests;
 mod finalizer;
+mod heal_retry;
 mod job_controllers_kfdef;
 mod job_support;
 mod kfdef;

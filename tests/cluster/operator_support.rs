@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a test waits for work that involves rendering, applying and workloads.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a heal may take, from a deletion or edit to the object being back: loose (a
+/// loaded machine runs these tests) but real — a heal that waits for a resync fails.
+pub const HEAL: Duration = Duration::from_secs(2);
 
 /// The operator running on the test's runtime; stopped when dropped.
 pub struct Operator {
@@ -64,11 +68,7 @@ pub async fn start(client: &Client, namespace: &str) -> Operator {
         resync: None,
     };
     let client = client.clone();
-    let task = tokio::spawn(async move {
-        if let Err(e) = kfop::operator::run(client, repos, options).await {
-            panic!("operator failed: {e}");
-        }
-    });
+    let task = tokio::spawn(kfop::operator::run(client, repos, options));
     Operator {
         task,
         _cache: cache,
