@@ -1,18 +1,28 @@
-//! Self-heal benchmark on the local control plane: an install of 500 managed objects, 100
-//! deletions one after another, the time from each delete to the object being back (p50/p99),
-//! the operator's peak RSS, and the write requests the API server served over an idle window.
+//! Self-heal benchmark on the local control plane: several KfDefs manage ≥ 1000 objects of mixed
+//! kinds (ConfigMaps, Services, ServiceAccounts, Roles, ClusterRoles, a CRD per KfDef with custom
+//! objects); then, several times, 100 of them are deleted at once (a CRD among them, which takes
+//! its custom objects along). For each storm: the time from the deletions to every object being
+//! back (last healed) and each object's delete → re-created latency (p50/p99). In the same run,
+//! with kfop stopped, one client deletes and re-creates the same 100 objects at full concurrency:
+//! the API server's own ceiling for that work. Also the operator's peak RSS, the write requests of
+//! the storms and of an idle window.
 //!
-//! Run with `cargo bench --bench self_heal` (or `hack/bench-self-heal.sh`). `OBJECTS`, `DELETIONS`
-//! and `IDLE_SECONDS` override the sizes. Needs the binaries `make control-plane` builds.
+//! Run with `hack/bench-self-heal.sh` (or `cargo bench --bench self_heal`). `KFDEFS`,
+//! `OBJECTS_PER_KFDEF` (≥ 80), `STORMS` and `IDLE_SECONDS` override the sizes. Needs the binaries
+//! `make control-plane` builds.
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    PartialObjectMeta, PostParams,
+};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -22,14 +32,10 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn start_cluster() -> Option<(Child, String)> {
+fn start_cluster() -> (Child, String) {
     let dir = kfop::control_plane::Binaries::default_dir();
-    if kfop::control_plane::Binaries::in_dir(&dir).is_err() {
-        eprintln!(
-            "skipping: no control plane binaries in {} (run make control-plane)",
-            dir.display()
-        );
-        return None;
+    if let Err(e) = kfop::control_plane::Binaries::in_dir(&dir) {
+        panic!("no control plane: {e} (run make control-plane)");
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_kfop"))
         .args(["local-cluster", "--exit-on-stdin-eof", "--no-fake-kubelet"])
@@ -41,14 +47,14 @@ fn start_cluster() -> Option<(Child, String)> {
     let stdout = child.stdout.take().expect("stdout");
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         if let Some(path) = line.strip_prefix("KUBECONFIG=") {
-            return Some((child, path.to_string()));
+            return (child, path.to_string());
         }
     }
     let _ = child.wait();
     panic!("the local control plane did not start");
 }
 
-async fn writes(client: &Client) -> std::collections::BTreeMap<String, f64> {
+async fn writes(client: &Client) -> BTreeMap<String, f64> {
     kfop::control_plane::metrics::write_requests(client)
         .await
         .expect("metrics")
@@ -68,190 +74,569 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One managed object: where it lives and its manifest.
+#[derive(Clone)]
+struct Object {
+    resource: ApiResource,
+    namespace: Option<String>,
+    name: String,
+    body: Value,
+}
+
+impl Object {
+    fn key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.resource.kind,
+            self.namespace.as_deref().unwrap_or(""),
+            self.name
+        )
+    }
+
+    fn api(&self, client: &Client) -> Api<DynamicObject> {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource),
+            None => Api::all_with(client.clone(), &self.resource),
+        }
+    }
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// What one KfDef manages: a CRD, its custom objects, and core/RBAC objects.
+struct Install {
+    namespace: String,
+    crd: Object,
+    custom: Vec<Object>,
+    others: Vec<Object>,
+}
+
+fn install(index: usize, size: usize) -> Install {
+    let namespace = format!("heal-{index}");
+    let group = format!("k{index}.bench.kfop.dev");
+    let crd = Object {
+        resource: resource(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+        ),
+        namespace: None,
+        name: format!("widgets.{group}"),
+        body: json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("widgets.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]},
+        }),
+    };
+    let widget = resource(&group, "v1", "Widget", "widgets");
+    let custom = (0..10)
+        .map(|j| Object {
+            resource: widget.clone(),
+            namespace: Some(namespace.clone()),
+            name: format!("w-{j}"),
+            body: json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                "metadata": {"name": format!("w-{j}"), "namespace": namespace}, "spec": {"size": j}}),
+        })
+        .collect();
+    // The rest: 30 Services, 30 Roles, 20 ClusterRoles, ServiceAccounts and ConfigMaps.
+    let rest = size.saturating_sub(11);
+    let mut others = Vec::new();
+    let ns = Some(namespace.clone());
+    let object = |resource: ApiResource, namespace: Option<String>, name: String, body: Value| {
+        Object {
+            resource,
+            namespace,
+            name,
+            body,
+        }
+    };
+    for j in 0..rest {
+        let slot = j % 8;
+        others.push(match slot {
+            0 if j / 8 < 30 => object(
+                resource("", "v1", "Service", "services"),
+                ns.clone(),
+                format!("svc-{j}"),
+                json!({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": format!("svc-{j}"), "namespace": namespace},
+                    "spec": {"selector": {"app": format!("a{j}")}, "ports": [{"port": 80}]}}),
+            ),
+            1 if j / 8 < 30 => object(
+                resource("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+                ns.clone(),
+                format!("role-{j}"),
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": format!("role-{j}"), "namespace": namespace},
+                    "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+            ),
+            2 if j / 8 < 20 => object(
+                resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
+                None,
+                format!("{namespace}-cr-{j}"),
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": format!("{namespace}-cr-{j}")},
+                    "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+            ),
+            3 | 4 => object(
+                resource("", "v1", "ServiceAccount", "serviceaccounts"),
+                ns.clone(),
+                format!("sa-{j}"),
+                json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": format!("sa-{j}"), "namespace": namespace}}),
+            ),
+            _ => object(
+                resource("", "v1", "ConfigMap", "configmaps"),
+                ns.clone(),
+                format!("cm-{j}"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{j}"), "namespace": namespace},
+                    "data": {"index": j.to_string(), "payload": "x".repeat(200)}}),
+            ),
+        });
+    }
+    Install {
+        namespace,
+        crd,
+        custom,
+        others,
+    }
+}
+
+/// The 100 objects of a storm: the first KfDef's CRD with its 10 custom objects, and 89 others
+/// taken from every KfDef in turn, mixing kinds.
+fn storm_set(installs: &[Install]) -> (Object, Vec<Object>, Vec<Object>) {
+    let mut by_kind: BTreeMap<String, Vec<Object>> = BTreeMap::new();
+    for install in installs {
+        for object in &install.others {
+            by_kind
+                .entry(object.resource.kind.clone())
+                .or_default()
+                .push(object.clone());
+        }
+    }
+    // Interleave kinds so that the 89 are spread over kinds and KfDefs.
+    let mut lists: Vec<std::vec::IntoIter<Object>> =
+        by_kind.into_values().map(|mut v| {
+            // Spread over KfDefs: sort by name index, then namespace.
+            v.sort_by_key(|o| (o.name.clone(), o.namespace.clone()));
+            v.into_iter()
+        }).collect();
+    let mut others = Vec::new();
+    while others.len() < 89 {
+        let mut any = false;
+        for list in &mut lists {
+            if others.len() < 89
+                && let Some(object) = list.next()
+            {
+                others.push(object);
+                any = true;
+            }
+        }
+        assert!(any, "not enough objects for a storm of 100");
+    }
+    (
+        installs[0].crd.clone(),
+        installs[0].custom.clone(),
+        others,
+    )
+}
+
+/// Every (re)creation the watches see: key → (uid, when).
+type Seen = Arc<Mutex<HashMap<String, (String, Instant)>>>;
+
+/// Metadata watches on every kind of the storm (custom objects are polled: their watch breaks
+/// while their CRD is gone).
+fn watch_kinds(client: &Client, kinds: Vec<ApiResource>, seen: Seen) {
+    for resource in kinds {
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), &resource);
+        let seen = seen.clone();
+        let kind = resource.kind.clone();
+        let namespaced = kind != "ClusterRole" && kind != "CustomResourceDefinition";
+        tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(event) = stream.next().await {
+                let Ok(meta) = event else { continue };
+                let key = format!(
+                    "{kind}/{}/{}",
+                    if namespaced {
+                        meta.metadata.namespace.clone().unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                    meta.name_any()
+                );
+                let uid = meta.uid().unwrap_or_default();
+                if let Ok(mut seen) = seen.lock() {
+                    let entry = seen.entry(key).or_insert((uid.clone(), Instant::now()));
+                    if entry.0 != uid {
+                        *entry = (uid, Instant::now());
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn uid_of(client: &Client, object: &Object) -> Option<String> {
+    object
+        .api(client)
+        .get_metadata_opt(&object.name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|m| m.uid())
+}
+
+/// One storm against kfop: deletes the 100 objects at once, returns each object's time from the
+/// deletions to its re-creation.
+async fn storm(
+    client: &Client,
+    seen: &Seen,
+    crd: &Object,
+    custom: &[Object],
+    others: &[Object],
+) -> Vec<Duration> {
+    let everything: Vec<&Object> = std::iter::once(crd)
+        .chain(custom)
+        .chain(others)
+        .collect();
+    let before: Vec<(String, String)> = futures::future::join_all(
+        everything
+            .iter()
+            .map(|o| async move { (o.key(), uid_of(client, o).await.unwrap_or_default()) }),
+    )
+    .await;
+    let started = Instant::now();
+    let deletions = std::iter::once(crd).chain(others).map(|o| async move {
+        let _ = o.api(client).delete(&o.name, &DeleteParams::default()).await;
+    });
+    futures::future::join_all(deletions).await;
+    // Custom objects: polled (one list per tick).
+    let custom_api = custom[0].api(client);
+    let custom_before: HashMap<String, String> = before
+        .iter()
+        .filter(|(k, _)| k.starts_with("Widget/"))
+        .cloned()
+        .collect();
+    let mut custom_back: HashMap<String, Instant> = HashMap::new();
+    let deadline = started + Duration::from_secs(180);
+    loop {
+        if custom_back.len() < custom.len()
+            && let Ok(list) = custom_api.list_metadata(&Default::default()).await
+        {
+            for item in list.items {
+                let key = format!(
+                    "Widget/{}/{}",
+                    item.namespace().unwrap_or_default(),
+                    item.name_any()
+                );
+                if custom_before.get(&key) != item.uid().as_ref()
+                    && item.metadata.deletion_timestamp.is_none()
+                {
+                    custom_back.entry(key).or_insert_with(Instant::now);
+                }
+            }
+        }
+        let watched_back = {
+            let seen = seen.lock().expect("seen");
+            before
+                .iter()
+                .filter(|(k, _)| !k.starts_with("Widget/"))
+                .filter(|(k, uid)| seen.get(k).is_some_and(|(now, _)| now != uid))
+                .count()
+        };
+        if custom_back.len() == custom.len() && watched_back == before.len() - custom.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "objects did not come back within 180 s ({} custom, {watched_back} others)",
+            custom_back.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = seen.lock().expect("seen");
+    let mut latencies: Vec<Duration> = before
+        .iter()
+        .filter(|(k, _)| !k.starts_with("Widget/"))
+        .map(|(k, _)| seen[k].1 - started)
+        .collect();
+    latencies.extend(custom_back.values().map(|at| *at - started));
+    latencies
+}
+
+/// The API server's ceiling for one storm: one client deletes the same objects and re-creates
+/// them at full concurrency (the CRD: deleted, gone, created, established, then its custom
+/// objects). Returns the time from the deletions to the last object created.
+async fn ceiling(client: &Client, crd: &Object, custom: &[Object], others: &[Object]) -> Duration {
+    let apply = PatchParams::apply("ceiling").force();
+    let started = Instant::now();
+    let recreate = |object: &Object| {
+        let (api, apply, object) = (object.api(client), apply.clone(), object.clone());
+        async move {
+            let _ = api.delete(&object.name, &DeleteParams::default()).await;
+            loop {
+                match api
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value::<DynamicObject>(object.body.clone())
+                            .expect("object"),
+                    )
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        // Still terminating: try again.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err(e) => panic!("ceiling: creating {}: {e}", object.key()),
+                }
+            }
+            let _ = apply;
+        }
+    };
+    let crd_chain = async {
+        let api = crd.api(client);
+        let _ = api.delete(&crd.name, &DeleteParams::default()).await;
+        while api.get_metadata_opt(&crd.name).await.ok().flatten().is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        api.patch(&crd.name, &apply, &Patch::Apply(&crd.body))
+            .await
+            .expect("ceiling: CRD");
+        loop {
+            let established = api.get(&crd.name).await.ok().is_some_and(|c| {
+                c.data["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Established" && c["status"] == "True")
+                    })
+            });
+            if established {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        futures::future::join_all(custom.iter().map(|o| {
+            let (api, apply, o) = (o.api(client), apply.clone(), o.clone());
+            async move {
+                // Discovery of the new CRD may lag a little: retry 404s.
+                loop {
+                    match api.patch(&o.name, &apply, &Patch::Apply(&o.body)).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
+                        Err(e) => panic!("ceiling: creating {}: {e}", o.key()),
+                    }
+                }
+            }
+        }))
+        .await;
+    };
+    futures::join!(crd_chain, futures::future::join_all(others.iter().map(recreate)));
+    started.elapsed()
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --all-targets` runs benches without `--bench`: nothing to measure then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let objects = env_number("OBJECTS", 500);
-    let deletions = env_number("DELETIONS", 100).min(objects);
-    let idle_seconds = env_number("IDLE_SECONDS", 60);
-    let Some((_cluster, kubeconfig)) = start_cluster() else {
-        return;
-    };
+    let kfdefs = env_number("KFDEFS", 4).max(1);
+    let per_kfdef = env_number("OBJECTS_PER_KFDEF", 260).max(80);
+    let storms = env_number("STORMS", 3).max(1);
+    let idle_seconds = env_number("IDLE_SECONDS", 20);
+    let (_cluster, kubeconfig) = start_cluster();
     let client = kfop::control_plane::client_for_kubeconfig(std::path::Path::new(&kubeconfig))
         .await
         .expect("client");
-    let namespace = "bench";
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("ns");
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("namespace");
 
-    // A repo with one application of `objects` ConfigMaps.
+    let installs: Vec<Install> = (0..kfdefs).map(|i| install(i, per_kfdef)).collect();
+    let total: usize = installs
+        .iter()
+        .map(|i| 1 + i.custom.len() + i.others.len())
+        .sum();
     let repo = tempfile::tempdir().expect("repo");
-    let app = repo.path().join("bulk");
-    std::fs::create_dir_all(&app).expect("app dir");
-    let mut manifest = String::new();
-    for i in 0..objects {
-        manifest.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: item-{i}\ndata:\n  index: \"{i}\"\n"));
+    for install in &installs {
+        let app = repo.path().join(&install.namespace);
+        std::fs::create_dir_all(&app).expect("app dir");
+        let documents: Vec<Value> = std::iter::once(&install.crd)
+            .chain(&install.custom)
+            .chain(&install.others)
+            .map(|o| o.body.clone())
+            .collect();
+        std::fs::write(
+            app.join("objects.yaml"),
+            kfop::render::yaml::to_yaml_stream(&documents).expect("yaml"),
+        )
+        .expect("manifest");
+        std::fs::write(app.join("kustomization.yaml"), "resources:\n- objects.yaml\n")
+            .expect("kustomization");
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": install.namespace}}))
+                    .expect("namespace"),
+            )
+            .await
+            .expect("namespace");
     }
-    std::fs::write(app.join("objects.yaml"), manifest).expect("manifest");
-    std::fs::write(
-        app.join("kustomization.yaml"),
-        "resources:\n- objects.yaml\n",
-    )
-    .expect("kustomization");
 
+    let log_path = repo.path().join("kfop.log");
     let operator = Command::new(env!("CARGO_BIN_EXE_kfop"))
-        .args(["run", "--install-crds", "--namespace", namespace])
+        .args(["run", "--install-crds"])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log"))
         .spawn()
         .expect("kfop run");
     let pid = operator.id();
-    let _operator = KillOnDrop(operator);
+    let mut operator = KillOnDrop(operator);
 
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let kfdefs: Api<kfop::kfdef::KfDef> = Api::namespaced(client.clone(), namespace);
-    let kfdef = json!({
-        "apiVersion": "kfdef.apps.kubeflow.org/v1", "kind": "KfDef",
-        "metadata": {"name": "bench", "namespace": namespace},
-        "spec": {"repos": [{"name": "r", "uri": repo.path().display().to_string()}],
-                 "applications": [{"name": "bulk", "kustomizeConfig": {"repoRef": {"name": "r", "path": "bulk"}}}]},
-    });
     let started = Instant::now();
-    loop {
+    for install in &installs {
+        let kfdefs: Api<kfop::kfdef::KfDef> = Api::namespaced(client.clone(), &install.namespace);
+        let kfdef = json!({
+            "apiVersion": "kfdef.apps.kubeflow.org/v1", "kind": "KfDef",
+            "metadata": {"name": "bench", "namespace": install.namespace},
+            "spec": {"repos": [{"name": "r", "uri": repo.path().display().to_string()}],
+                     "applications": [{"name": "bulk", "kustomizeConfig": {"repoRef": {"name": "r", "path": install.namespace}}}]},
+        });
         // The CRD may still be installing.
-        if kfdefs
-            .patch(
-                "bench",
-                &PatchParams::apply("bench").force(),
-                &Patch::Apply(&kfdef),
-            )
+        while kfdefs
+            .patch("bench", &PatchParams::apply("bench").force(), &Patch::Apply(&kfdef))
             .await
-            .is_ok()
+            .is_err()
         {
-            break;
+            assert!(started.elapsed() < Duration::from_secs(60), "could not create a KfDef");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "could not create the KfDef"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    loop {
-        let available = kfdefs
-            .get("bench")
-            .await
-            .ok()
-            .and_then(|k| k.status)
-            .is_some_and(|s| {
-                s.inventory.len() == objects
+    for install in &installs {
+        let kfdefs: Api<kfop::kfdef::KfDef> = Api::namespaced(client.clone(), &install.namespace);
+        loop {
+            let available = kfdefs.get("bench").await.ok().and_then(|k| k.status).is_some_and(|s| {
+                s.inventory.len() == per_kfdef.max(11)
                     && s.condition("Available")
                         .is_some_and(|c| c.status == kfop::kfdef::ConditionStatus::True)
             });
-        if available {
-            break;
+            if available {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(600), "the install did not converge");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the install did not converge"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let converge = started.elapsed();
+    let rss_installed = peak_rss_kib(pid);
 
-    // Every (re)creation as the watch sees it.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, Instant)>();
-    let watch_api = config_maps.clone();
-    tokio::spawn(async move {
-        let mut stream = watcher(watch_api, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(cm)) = stream.next().await {
-            let _ = tx.send((cm.name_any(), cm.uid().unwrap_or_default(), Instant::now()));
-        }
-    });
-    let mut latencies = Vec::new();
-    for i in 0..deletions {
-        let name = format!("item-{i}");
-        let old_uid = config_maps
-            .get(&name)
-            .await
-            .expect("get")
-            .uid()
-            .unwrap_or_default();
-        while rx.try_recv().is_ok() {}
-        let deleted_at = Instant::now();
-        config_maps
-            .delete(&name, &DeleteParams::default())
-            .await
-            .expect("delete");
-        let back = loop {
-            let (seen, uid, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("the object came back within 30 s")
-                .expect("watch");
-            if seen == name && uid != old_uid {
-                break at;
-            }
-        };
-        latencies.push(back - deleted_at);
+    let (crd, custom, others) = storm_set(&installs);
+    let seen: Seen = Arc::default();
+    let mut kinds: BTreeMap<String, ApiResource> = BTreeMap::new();
+    for object in std::iter::once(&crd).chain(&others) {
+        kinds
+            .entry(object.resource.kind.clone())
+            .or_insert_with(|| object.resource.clone());
     }
-    latencies.sort();
+    watch_kinds(&client, kinds.into_values().collect(), seen.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Let the last heals' events land, then measure.
-    let mut settled = writes(&client).await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = writes(&client).await;
-        if now == settled {
-            break;
-        }
-        settled = now;
+    let mut all = Vec::new();
+    let mut lasts = Vec::new();
+    let writes_before = writes(&client).await;
+    for _ in 0..storms {
+        let mut latencies = storm(&client, &seen, &crd, &custom, &others).await;
+        latencies.sort();
+        lasts.push(*latencies.last().expect("latencies"));
+        all.extend(latencies);
+        // Let the KfDefs settle (Available again) before the next storm.
+        tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    let before = settled;
+    let storm_writes = kfop::control_plane::metrics::growth(&writes_before, &writes(&client).await);
+    let before = writes(&client).await;
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
-    let after = writes(&client).await;
-    let idle = kfop::control_plane::metrics::growth(&before, &after);
+    let idle = kfop::control_plane::metrics::growth(&before, &writes(&client).await);
     let idle_writes = idle.values().sum::<f64>().max(0.0);
+    let rss = peak_rss_kib(pid);
+    let failed_heals = std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("apply failed"))
+        .count();
+    drop(operator.0.kill());
+    let _ = operator.0.wait();
 
-    let p50 = percentile(&latencies, 0.50);
-    let p99 = percentile(&latencies, 0.99);
-    println!("managed objects:              {objects}");
+    // The ceiling, with kfop stopped: the same work done by one client at full concurrency.
+    let mut ceilings = Vec::new();
+    for _ in 0..storms {
+        ceilings.push(ceiling(&client, &crd, &custom, &others).await);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    all.sort();
+    println!("KfDefs x objects:               {kfdefs} x {per_kfdef} = {total} managed");
+    println!("install converged in:           {:.1} s", converge.as_secs_f64());
     println!(
-        "install converged in:         {:.1} s",
-        converge.as_secs_f64()
+        "storms:                         {storms} x 100 objects deleted at once (a CRD and its 10 custom objects among them)"
     );
-    println!("deletions healed:             {}", latencies.len());
+    for (i, (last, ceiling)) in lasts.iter().zip(&ceilings).enumerate() {
+        println!(
+            "storm {i}: last healed {:7.1} ms   ceiling (one client, full concurrency) {:7.1} ms   ratio {:.2}",
+            ms(*last),
+            ms(*ceiling),
+            last.as_secs_f64() / ceiling.as_secs_f64().max(1e-9)
+        );
+    }
     println!(
-        "delete -> re-created p50:     {:.1} ms",
-        p50.as_secs_f64() * 1000.0
-    );
-    println!(
-        "delete -> re-created p99:     {:.1} ms",
-        p99.as_secs_f64() * 1000.0
-    );
-    println!(
-        "delete -> re-created max:     {:.1} ms",
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        "delete -> re-created p50:       {:.1} ms",
+        ms(percentile(&all, 0.50))
     );
     println!(
-        "vs the Go operator (10-15 s): {:.0}x faster at p99",
-        10.0 / p99.as_secs_f64().max(1e-6)
+        "delete -> re-created p99:       {:.1} ms",
+        ms(percentile(&all, 0.99))
+    );
+    let mut sorted_ceilings = ceilings.clone();
+    sorted_ceilings.sort();
+    let mut sorted_lasts = lasts.clone();
+    sorted_lasts.sort();
+    println!(
+        "last healed median / ceiling median: {:.1} / {:.1} ms = {:.2}x",
+        ms(sorted_lasts[sorted_lasts.len() / 2]),
+        ms(sorted_ceilings[sorted_ceilings.len() / 2]),
+        sorted_lasts[sorted_lasts.len() / 2].as_secs_f64()
+            / sorted_ceilings[sorted_ceilings.len() / 2].as_secs_f64().max(1e-9)
+    );
+    println!("failed heal attempts (retried):  {failed_heals}");
+    println!(
+        "writes during the storms:       {} {storm_writes:?}",
+        storm_writes.values().sum::<f64>()
     );
     println!(
-        "operator peak RSS:            {:.1} MiB",
-        peak_rss_kib(pid) as f64 / 1024.0
+        "operator peak RSS:              {:.1} MiB after install, {:.1} MiB at the end",
+        rss_installed as f64 / 1024.0,
+        rss as f64 / 1024.0
     );
-    println!("writes over {idle_seconds} s idle:        {idle_writes} {idle:?}");
+    println!("writes over {idle_seconds} s idle:          {idle_writes} {idle:?}");
 }
 
 struct KillOnDrop(Child);

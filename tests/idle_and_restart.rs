@@ -55,22 +55,20 @@ fn log_lines(log: &Path) -> Vec<String> {
     text.lines().map(|l| l.to_string()).collect()
 }
 
+/// How many converged reconciles that wrote nothing the operator has logged.
+fn idle_reconciles(log: &Path) -> usize {
+    log_lines(log)
+        .iter()
+        .filter(|l| l.contains("reconciled") && l.contains("written=0") && l.contains("converged=true"))
+        .count()
+}
+
 /// Waits until the operator has logged `count` converged reconciles that wrote nothing.
 async fn wait_idle_reconciles(log: &Path, count: usize) {
     eventually(
         op::TIMEOUT,
         "converged reconciles that write nothing",
-        || async {
-            let quiet = log_lines(log)
-                .iter()
-                .filter(|l| {
-                    l.contains("reconciled")
-                        && l.contains("written=0")
-                        && l.contains("converged=true")
-                })
-                .count();
-            (quiet >= count).then_some(())
-        },
+        || async { (idle_reconciles(log) >= count).then_some(()) },
     )
     .await;
 }
@@ -156,20 +154,23 @@ async fn idle_installs_write_nothing_and_restarts_converge_quietly() {
         })
         .collect();
 
-    // Idle: several resyncs (every 2 s) compare and write nothing.
+    // Idle: the window holds at least three resyncs (every 2 s), each comparing everything and
+    // writing nothing.
     wait_idle_reconciles(&second_log, 1).await;
     let before = writes(&ns.client).await;
     assert!(
         before.keys().any(|k| k.starts_with("APPLY")),
         "the metrics show no applies at all: {before:?}"
     );
-    let quiet_before = log_lines(&second_log).len();
-    wait_idle_reconciles(&second_log, 4).await;
+    let window = Instant::now();
+    let quiet_before = idle_reconciles(&second_log);
+    wait_idle_reconciles(&second_log, quiet_before + 3).await;
     let idle = difference(&writes(&ns.client).await, &before);
     assert!(idle.is_empty(), "an idle install wrote: {idle:?}");
     assert!(
-        log_lines(&second_log).len() > quiet_before,
-        "no resync happened in the window"
+        window.elapsed() >= Duration::from_secs(3),
+        "three resyncs 2 s apart took only {:?}",
+        window.elapsed()
     );
 
     // A restart of a converged install: no write storm, nothing re-created.
