@@ -13,8 +13,8 @@
 
 use futures::StreamExt;
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-    PartialObjectMeta, PostParams,
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PartialObjectMeta, Patch,
+    PatchParams, PostParams,
 };
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -153,14 +153,13 @@ fn install(index: usize, size: usize) -> Install {
     let rest = size.saturating_sub(11);
     let mut others = Vec::new();
     let ns = Some(namespace.clone());
-    let object = |resource: ApiResource, namespace: Option<String>, name: String, body: Value| {
-        Object {
+    let object =
+        |resource: ApiResource, namespace: Option<String>, name: String, body: Value| Object {
             resource,
             namespace,
             name,
             body,
-        }
-    };
+        };
     for j in 0..rest {
         let slot = j % 8;
         others.push(match slot {
@@ -181,7 +180,12 @@ fn install(index: usize, size: usize) -> Install {
                     "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
             ),
             2 if j / 8 < 20 => object(
-                resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
+                resource(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "ClusterRole",
+                    "clusterroles",
+                ),
                 None,
                 format!("{namespace}-cr-{j}"),
                 json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -226,12 +230,14 @@ fn storm_set(installs: &[Install]) -> (Object, Vec<Object>, Vec<Object>) {
         }
     }
     // Interleave kinds so that the 89 are spread over kinds and KfDefs.
-    let mut lists: Vec<std::vec::IntoIter<Object>> =
-        by_kind.into_values().map(|mut v| {
+    let mut lists: Vec<std::vec::IntoIter<Object>> = by_kind
+        .into_values()
+        .map(|mut v| {
             // Spread over KfDefs: sort by name index, then namespace.
             v.sort_by_key(|o| (o.name.clone(), o.namespace.clone()));
             v.into_iter()
-        }).collect();
+        })
+        .collect();
     let mut others = Vec::new();
     while others.len() < 89 {
         let mut any = false;
@@ -245,11 +251,7 @@ fn storm_set(installs: &[Install]) -> (Object, Vec<Object>, Vec<Object>) {
         }
         assert!(any, "not enough objects for a storm of 100");
     }
-    (
-        installs[0].crd.clone(),
-        installs[0].custom.clone(),
-        others,
-    )
+    (installs[0].crd.clone(), installs[0].custom.clone(), others)
 }
 
 /// Every (re)creation the watches see: key → (uid, when).
@@ -310,10 +312,7 @@ async fn storm(
     custom: &[Object],
     others: &[Object],
 ) -> Vec<Duration> {
-    let everything: Vec<&Object> = std::iter::once(crd)
-        .chain(custom)
-        .chain(others)
-        .collect();
+    let everything: Vec<&Object> = std::iter::once(crd).chain(custom).chain(others).collect();
     let before: Vec<(String, String)> = futures::future::join_all(
         everything
             .iter()
@@ -322,7 +321,10 @@ async fn storm(
     .await;
     let started = Instant::now();
     let deletions = std::iter::once(crd).chain(others).map(|o| async move {
-        let _ = o.api(client).delete(&o.name, &DeleteParams::default()).await;
+        let _ = o
+            .api(client)
+            .delete(&o.name, &DeleteParams::default())
+            .await;
     });
     futures::future::join_all(deletions).await;
     // Custom objects: polled (one list per tick).
@@ -412,7 +414,13 @@ async fn ceiling(client: &Client, crd: &Object, custom: &[Object], others: &[Obj
     let crd_chain = async {
         let api = crd.api(client);
         let _ = api.delete(&crd.name, &DeleteParams::default()).await;
-        while api.get_metadata_opt(&crd.name).await.ok().flatten().is_some() {
+        while api
+            .get_metadata_opt(&crd.name)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         api.patch(&crd.name, &apply, &Patch::Apply(&crd.body))
@@ -420,12 +428,10 @@ async fn ceiling(client: &Client, crd: &Object, custom: &[Object], others: &[Obj
             .expect("ceiling: CRD");
         loop {
             let established = api.get(&crd.name).await.ok().is_some_and(|c| {
-                c.data["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Established" && c["status"] == "True")
-                    })
+                c.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                })
             });
             if established {
                 break;
@@ -449,7 +455,10 @@ async fn ceiling(client: &Client, crd: &Object, custom: &[Object], others: &[Obj
         }))
         .await;
     };
-    futures::join!(crd_chain, futures::future::join_all(others.iter().map(recreate)));
+    futures::join!(
+        crd_chain,
+        futures::future::join_all(others.iter().map(recreate))
+    );
     started.elapsed()
 }
 
@@ -487,8 +496,11 @@ async fn main() {
             kfop::render::yaml::to_yaml_stream(&documents).expect("yaml"),
         )
         .expect("manifest");
-        std::fs::write(app.join("kustomization.yaml"), "resources:\n- objects.yaml\n")
-            .expect("kustomization");
+        std::fs::write(
+            app.join("kustomization.yaml"),
+            "resources:\n- objects.yaml\n",
+        )
+        .expect("kustomization");
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         namespaces
             .create(
@@ -524,26 +536,41 @@ async fn main() {
         });
         // The CRD may still be installing.
         while kfdefs
-            .patch("bench", &PatchParams::apply("bench").force(), &Patch::Apply(&kfdef))
+            .patch(
+                "bench",
+                &PatchParams::apply("bench").force(),
+                &Patch::Apply(&kfdef),
+            )
             .await
             .is_err()
         {
-            assert!(started.elapsed() < Duration::from_secs(60), "could not create a KfDef");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "could not create a KfDef"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     for install in &installs {
         let kfdefs: Api<kfop::kfdef::KfDef> = Api::namespaced(client.clone(), &install.namespace);
         loop {
-            let available = kfdefs.get("bench").await.ok().and_then(|k| k.status).is_some_and(|s| {
-                s.inventory.len() == per_kfdef.max(11)
-                    && s.condition("Available")
-                        .is_some_and(|c| c.status == kfop::kfdef::ConditionStatus::True)
-            });
+            let available = kfdefs
+                .get("bench")
+                .await
+                .ok()
+                .and_then(|k| k.status)
+                .is_some_and(|s| {
+                    s.inventory.len() == per_kfdef.max(11)
+                        && s.condition("Available")
+                            .is_some_and(|c| c.status == kfop::kfdef::ConditionStatus::True)
+                });
             if available {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(600), "the install did not converge");
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "the install did not converge"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -595,7 +622,10 @@ async fn main() {
 
     all.sort();
     println!("KfDefs x objects:               {kfdefs} x {per_kfdef} = {total} managed");
-    println!("install converged in:           {:.1} s", converge.as_secs_f64());
+    println!(
+        "install converged in:           {:.1} s",
+        converge.as_secs_f64()
+    );
     println!(
         "storms:                         {storms} x 100 objects deleted at once (a CRD and its 10 custom objects among them)"
     );
@@ -624,7 +654,9 @@ async fn main() {
         ms(sorted_lasts[sorted_lasts.len() / 2]),
         ms(sorted_ceilings[sorted_ceilings.len() / 2]),
         sorted_lasts[sorted_lasts.len() / 2].as_secs_f64()
-            / sorted_ceilings[sorted_ceilings.len() / 2].as_secs_f64().max(1e-9)
+            / sorted_ceilings[sorted_ceilings.len() / 2]
+                .as_secs_f64()
+                .max(1e-9)
     );
     println!("failed heal attempts (retried):  {failed_heals}");
     println!(

@@ -59,7 +59,9 @@ fn log_lines(log: &Path) -> Vec<String> {
 fn idle_reconciles(log: &Path) -> usize {
     log_lines(log)
         .iter()
-        .filter(|l| l.contains("reconciled") && l.contains("written=0") && l.contains("converged=true"))
+        .filter(|l| {
+            l.contains("reconciled") && l.contains("written=0") && l.contains("converged=true")
+        })
         .count()
 }
 

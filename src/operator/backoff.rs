@@ -13,7 +13,9 @@ pub const MAX: Duration = Duration::from_secs(300);
 /// The delay after `failures` consecutive failures (the first is [`FIRST`], doubling up to
 /// [`MAX`]).
 pub fn delay(failures: u32) -> Duration {
-    let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     FIRST.saturating_mul(factor).min(MAX)
 }
 

@@ -190,7 +190,8 @@ pub fn ownership(
         return Ownership::Other(format!("{name} (uid {other})"));
     }
     let adopted_before = previous.is_some_and(|e| e.adopted == Some(true));
-    let adopted_now = live.is_some_and(|l| l.adopted || (l.kfdef_uid.is_none() && previous.is_none()));
+    let adopted_now =
+        live.is_some_and(|l| l.adopted || (l.kfdef_uid.is_none() && previous.is_none()));
     if adopted_before || adopted_now {
         Ownership::Adopted
     } else {
@@ -278,10 +279,15 @@ mod tests {
     #[test]
     fn waves_put_namespaces_and_crds_first_and_webhooks_last() {
         assert!(wave("", "Namespace") < wave("apiextensions.k8s.io", "CustomResourceDefinition"));
-        assert!(wave("apiextensions.k8s.io", "CustomResourceDefinition") < wave("apps", "Deployment"));
+        assert!(
+            wave("apiextensions.k8s.io", "CustomResourceDefinition") < wave("apps", "Deployment")
+        );
         assert!(
             wave("apps", "Deployment")
-                < wave("admissionregistration.k8s.io", "MutatingWebhookConfiguration")
+                < wave(
+                    "admissionregistration.k8s.io",
+                    "MutatingWebhookConfiguration"
+                )
         );
     }
 
@@ -308,8 +314,14 @@ mod tests {
         // Created by this KfDef, then its label was removed: still ours.
         assert_eq!(ownership("me", Some(&ours), &live(None)), Ownership::Ours);
         // Adopted once, adopted for good (even after it was deleted and kfop put it back).
-        assert_eq!(ownership("me", Some(&adopted), &Observed::Absent), Ownership::Adopted);
-        assert_eq!(ownership("me", Some(&adopted), &live(Some("me"))), Ownership::Adopted);
+        assert_eq!(
+            ownership("me", Some(&adopted), &Observed::Absent),
+            Ownership::Adopted
+        );
+        assert_eq!(
+            ownership("me", Some(&adopted), &live(Some("me"))),
+            Ownership::Adopted
+        );
         // The object says it was adopted (the inventory was lost before it was written).
         let marked = Observed::Present(Live {
             kfdef_uid: Some("me".into()),
@@ -337,10 +349,20 @@ mod tests {
     fn deletion_runs_the_waves_backwards_and_spares_adopted_objects() {
         let inventory = vec![
             entry(id("", "Namespace", "ns"), false),
-            entry(id("apiextensions.k8s.io", "CustomResourceDefinition", "c"), false),
+            entry(
+                id("apiextensions.k8s.io", "CustomResourceDefinition", "c"),
+                false,
+            ),
             entry(id("apps", "Deployment", "d"), false),
             entry(id("", "ConfigMap", "user-owned"), true),
-            entry(id("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "w"), false),
+            entry(
+                id(
+                    "admissionregistration.k8s.io",
+                    "ValidatingWebhookConfiguration",
+                    "w",
+                ),
+                false,
+            ),
         ];
         let stray = id("", "Secret", "crashed-before-status");
         let marked = id("", "ConfigMap", "adopted-by-annotation");
@@ -363,7 +385,7 @@ mod tests {
             order,
             vec![
                 vec!["w".to_string()],
-                vec!["d".to_string(), "crashed-before-status".to_string()],
+                vec!["crashed-before-status".to_string(), "d".to_string()],
                 vec!["c".to_string()],
                 vec!["ns".to_string()],
             ]

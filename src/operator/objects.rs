@@ -328,7 +328,10 @@ mod tests {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
         let d = desired(&owner(), "app", cm.clone(), true, true).expect("desired");
         assert!(d.object["metadata"].get("ownerReferences").is_none());
-        assert_eq!(d.object["metadata"]["annotations"][ADOPTED_ANNOTATION], "true");
+        assert_eq!(
+            d.object["metadata"]["annotations"][ADOPTED_ANNOTATION],
+            "true"
+        );
         let ours = desired(&owner(), "app", cm, true, false).expect("desired");
         assert_ne!(d.hash, ours.hash);
     }

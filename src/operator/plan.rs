@@ -223,7 +223,8 @@ impl Plan {
 fn has_readiness(id: &ObjectId) -> bool {
     matches!(
         (id.group.as_str(), id.kind.as_str()),
-        ("apps", "Deployment" | "StatefulSet") | ("apiextensions.k8s.io", "CustomResourceDefinition")
+        ("apps", "Deployment" | "StatefulSet")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
     )
 }
 
@@ -253,9 +254,9 @@ pub fn plan(
         let outcome = &mut outcomes[candidate.app];
         let id = candidate.id;
         if let Some(first) = rendered_by.get(&id) {
-            outcome
-                .failed
-                .push(format!("{id} is rendered twice (also by application {first})"));
+            outcome.failed.push(format!(
+                "{id} is rendered twice (also by application {first})"
+            ));
             continue;
         }
         rendered_by.insert(id.clone(), app_name.clone());
@@ -291,9 +292,9 @@ pub fn plan(
                 continue;
             }
             Observed::Present(l) if l.deleting => {
-                outcome
-                    .pending
-                    .push(format!("{id} is being deleted; it is re-created once it is gone"));
+                outcome.pending.push(format!(
+                    "{id} is being deleted; it is re-created once it is gone"
+                ));
                 continue;
             }
             Observed::Present(l)

@@ -226,8 +226,18 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         let wanted = identified
             .candidates
             .iter()
-            .map(|c| (c.id.clone(), c.version.clone(), previous_by_id.get(&c.id).copied()))
-            .chain(previous.iter().map(|e| (e.id.clone(), e.version.clone(), Some(e))))
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.version.clone(),
+                    previous_by_id.get(&c.id).copied(),
+                )
+            })
+            .chain(
+                previous
+                    .iter()
+                    .map(|e| (e.id.clone(), e.version.clone(), Some(e))),
+            )
             .collect();
         observe(&ctx, &mut live, wanted).await;
         plan = plan::plan(&owner, identified, &previous, &live);
@@ -328,11 +338,11 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     );
 
     // Readiness of workloads and CRDs.
-    let readiness: Vec<(usize, String)> = futures::stream::iter(plan.readiness.iter())
+    let readiness: Vec<(usize, String)> = futures::stream::iter(plan.readiness.clone())
         .map(|(app, id, version)| {
             let ctx = &ctx;
             async move {
-                let problem = match ctx.cluster.get(id, version).await {
+                let problem = match ctx.cluster.get(&id, &version).await {
                     Ok(Some(object)) => {
                         let value = serde_json::to_value(&object).unwrap_or_default();
                         (status::readiness(&value) == Some(false)).then(|| id.to_string())
@@ -340,7 +350,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                     Ok(None) => Some(format!("{id} (not found)")),
                     Err(e) => Some(format!("{id}: {e}")),
                 };
-                problem.map(|p| (*app, p))
+                problem.map(|p| (app, p))
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -357,11 +367,25 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         .filter_map(|o| o.render_error.clone())
         .collect();
     if !render_errors.is_empty() {
-        publish(&ctx, &kfdef, EventType::Warning, "RenderFailed", render_errors.join("; ")).await;
+        publish(
+            &ctx,
+            &kfdef,
+            EventType::Warning,
+            "RenderFailed",
+            render_errors.join("; "),
+        )
+        .await;
     }
     let conflicts: Vec<String> = outcomes.iter().flat_map(|o| o.conflicts.clone()).collect();
     if !conflicts.is_empty() {
-        publish(&ctx, &kfdef, EventType::Warning, "Conflict", conflicts.join("; ")).await;
+        publish(
+            &ctx,
+            &kfdef,
+            EventType::Warning,
+            "Conflict",
+            conflicts.join("; "),
+        )
+        .await;
     }
     if !healed.is_empty() {
         publish(&ctx, &kfdef, EventType::Normal, "Healed", healed.join("; ")).await;
@@ -372,7 +396,11 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             &kfdef,
             EventType::Warning,
             "HealFailed",
-            format!("could not put back {} objects (retrying): {}", heal_failures.len(), heal_failures.join("; ")),
+            format!(
+                "could not put back {} objects (retrying): {}",
+                heal_failures.len(),
+                heal_failures.join("; ")
+            ),
         )
         .await;
     }
@@ -383,13 +411,23 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             &kfdef,
             EventType::Normal,
             "Applied",
-            format!("applied {fresh} changed objects of {}", plan.inventory.len()),
+            format!(
+                "applied {fresh} changed objects of {}",
+                plan.inventory.len()
+            ),
         )
         .await;
     }
     let other_failures = failures.len() - heal_failures.len();
     if other_failures > 0 {
-        publish(&ctx, &kfdef, EventType::Warning, "ApplyFailed", failures.join("; ")).await;
+        publish(
+            &ctx,
+            &kfdef,
+            EventType::Warning,
+            "ApplyFailed",
+            failures.join("; "),
+        )
+        .await;
     }
     if !pruned.is_empty() {
         publish(
@@ -397,7 +435,11 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             &kfdef,
             EventType::Normal,
             "Pruned",
-            format!("deleted {} objects no longer rendered: {}", pruned.len(), pruned.join(", ")),
+            format!(
+                "deleted {} objects no longer rendered: {}",
+                pruned.len(),
+                pruned.join(", ")
+            ),
         )
         .await;
     }
@@ -509,14 +551,14 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
     // Wave by wave, each finished before the next starts: custom objects are gone before their
     // CRDs are deleted, everything else before its namespace.
     for wave in &waves {
-        let remaining: Vec<String> = futures::stream::iter(wave)
+        let remaining: Vec<String> = futures::stream::iter(wave.clone())
             .map(|(id, version)| {
                 let ctx = &ctx;
                 async move {
-                    if let Err(e) = ctx.cluster.delete(id, version).await {
+                    if let Err(e) = ctx.cluster.delete(&id, &version).await {
                         tracing::warn!(object = %id, error = %e, "delete failed; will retry");
                     }
-                    match ctx.cluster.metadata(id, version).await {
+                    match ctx.cluster.metadata(&id, &version).await {
                         Ok(None) => None,
                         Ok(Some(_)) => Some(id.to_string()),
                         Err(e) => Some(format!("{id} ({e})")),

@@ -1,5 +1,5 @@
-//! The KfDef's status: conditions in the Kubernetes API conventions, the per-application summary
-//! and the inventory, computed from one reconcile's outcome (pure, unit-tested).
+//! The KfDef's status: conditions in the Kubernetes API conventions and the per-application
+//! summary, computed from one reconcile's outcome and the new inventory (pure, unit-tested).
 
 use crate::kfdef::{ApplicationStatus, Condition, ConditionStatus, InventoryEntry, KfDefStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -214,7 +214,6 @@ pub fn build(
         conditions,
         applications_ready: Some(format!("{ready}/{total}")),
         applications,
-        repos: previous.map(|p| p.repos.clone()).unwrap_or_default(),
         inventory,
         repos_cache: previous.map(|p| p.repos_cache.clone()).unwrap_or_default(),
     }

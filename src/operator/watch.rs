@@ -26,7 +26,10 @@ pub struct Triggers {
 
 impl Triggers {
     /// The triggers and the stream the controller reconciles on.
-    pub fn new() -> (Arc<Self>, impl Stream<Item = ObjectRef<KfDef>> + Send + 'static) {
+    pub fn new() -> (
+        Arc<Self>,
+        impl Stream<Item = ObjectRef<KfDef>> + Send + 'static,
+    ) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let triggers = Arc::new(Self {
             queued: Mutex::new(HashSet::new()),

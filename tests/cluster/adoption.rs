@@ -21,10 +21,9 @@ fn adopted(kfdef: &KfDef, name: &str) -> bool {
 }
 
 async fn create_config_map(api: &Api<ConfigMap>, name: &str) -> String {
-    let cm: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": name}, "data": {"owner": "the user"}}),
-    )
-    .expect("configmap");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"owner": "the user"}}))
+            .expect("configmap");
     api.create(&PostParams::default(), &cm)
         .await
         .unwrap_or_else(|e| panic!("create {name}: {e}"))
@@ -50,15 +49,27 @@ async fn objects_found_in_place_are_adopted_and_never_deleted() {
         overlays: &[],
         parameters: &[],
     }];
-    op::apply_kfdef(&ns.client, &ns.name, &op::kfdef("kf", &ns.name, &uri, &base)).await;
-    op::wait_for(&ns.client, &ns.name, "kf", "web-config to be adopted", |k| {
-        adopted(k, "web-config")
-    })
+    op::apply_kfdef(
+        &ns.client,
+        &ns.name,
+        &op::kfdef("kf", &ns.name, &uri, &base),
+    )
+    .await;
+    op::wait_for(
+        &ns.client,
+        &ns.name,
+        "kf",
+        "web-config to be adopted",
+        |k| adopted(k, "web-config"),
+    )
     .await;
     let cm = config_maps.get("web-config").await.expect("web-config");
     assert_eq!(cm.uid().as_deref(), Some(early.as_str()));
     assert_eq!(
-        cm.data.as_ref().and_then(|d| d.get("greeting")).map(String::as_str),
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get("greeting"))
+            .map(String::as_str),
         Some("hello"),
         "kfop manages the fields of what it adopts"
     );
@@ -79,7 +90,12 @@ async fn objects_found_in_place_are_adopted_and_never_deleted() {
         overlays: &["extra"],
         parameters: &[],
     }];
-    op::apply_kfdef(&ns.client, &ns.name, &op::kfdef("kf", &ns.name, &uri, &extra)).await;
+    op::apply_kfdef(
+        &ns.client,
+        &ns.name,
+        &op::kfdef("kf", &ns.name, &uri, &extra),
+    )
+    .await;
     op::wait_for(&ns.client, &ns.name, "kf", "web-extra to be adopted", |k| {
         adopted(k, "web-extra") && adopted(k, "web-config")
     })
@@ -97,9 +113,17 @@ async fn objects_found_in_place_are_adopted_and_never_deleted() {
         document
     })
     .await;
-    op::wait_for(&ns.client, &ns.name, "kf", "a reconcile after the restart", |k| {
-        k.metadata.generation != generation && adopted(k, "web-extra") && adopted(k, "web-config")
-    })
+    op::wait_for(
+        &ns.client,
+        &ns.name,
+        "kf",
+        "a reconcile after the restart",
+        |k| {
+            k.metadata.generation != generation
+                && adopted(k, "web-extra")
+                && adopted(k, "web-config")
+        },
+    )
     .await;
 
     // The KfDef goes: what it created goes, what it adopted stays, without kfop's labels.
@@ -113,9 +137,18 @@ async fn objects_found_in_place_are_adopted_and_never_deleted() {
         kfdefs.get_opt("kf").await.ok()?.is_none().then_some(())
     })
     .await;
-    eventually(op::TIMEOUT, "the Deployment kfop created to be gone", || async {
-        deployments.get_opt("web").await.ok()?.is_none().then_some(())
-    })
+    eventually(
+        op::TIMEOUT,
+        "the Deployment kfop created to be gone",
+        || async {
+            deployments
+                .get_opt("web")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
     .await;
     for (name, uid) in [("web-config", &early), ("web-extra", &late)] {
         let cm = config_maps

@@ -75,7 +75,7 @@ async fn render_errors_degrade_and_delete_nothing() {
             .expect("status")
             .inventory
             .iter()
-            .any(|e| e.name == "web-extra"),
+            .any(|e| e.id.name == "web-extra"),
         "the inventory lost an object"
     );
 

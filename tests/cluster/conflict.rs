@@ -1,5 +1,5 @@
 //! Two KfDefs that render the same object: the first keeps it, the second reports a conflict
-//! naming the object and its owner, and nothing flaps.
+//! naming the object and its owner (by namespace/name), and nothing flaps.
 
 use crate::operator_support::{self as op, App};
 use crate::support::eventually;
@@ -62,7 +62,9 @@ async fn the_second_kfdef_reports_a_conflict_and_takes_nothing_over() {
     .await;
     let message = op::condition_message(&second, "Degraded");
     assert!(
-        message.contains(&role) && message.contains("another KfDef"),
+        message.contains(&role)
+            && message.contains("another KfDef")
+            && message.contains(&format!("{}/first", ns.name)),
         "{message}"
     );
     let reason = second

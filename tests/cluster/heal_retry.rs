@@ -8,7 +8,10 @@ use crate::support::eventually;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kfop::kfdef::KfDef;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -98,10 +101,19 @@ async fn a_refused_heal_is_retried_until_it_succeeds() {
         let probe: ConfigMap =
             serde_json::from_value(json!({"metadata": {"name": "web-config"}})).ok()?;
         let refused = config_maps
-            .create(&PostParams { dry_run: true, ..Default::default() }, &probe)
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &probe,
+            )
             .await
             .err()?;
-        refused.to_string().contains("refused by the test").then_some(())
+        refused
+            .to_string()
+            .contains("refused by the test")
+            .then_some(())
     })
     .await;
 
@@ -146,10 +158,14 @@ async fn a_refused_heal_is_retried_until_it_succeeds() {
         .delete(&name, &DeleteParams::default())
         .await
         .expect("delete policy");
-    eventually(op::TIMEOUT / 6, "the ConfigMap to be re-created", || async {
-        let now = config_maps.get_opt("web-config").await.ok()??;
-        (now.uid() != before).then_some(())
-    })
+    eventually(
+        op::TIMEOUT / 6,
+        "the ConfigMap to be re-created",
+        || async {
+            let now = config_maps.get_opt("web-config").await.ok()??;
+            (now.uid() != before).then_some(())
+        },
+    )
     .await;
     available(&ns).await;
 }

@@ -6,6 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kfop::kfdef::{
     ApplicationStatus, Condition, ConditionStatus, InventoryEntry, KfDef, KfDefStatus,
 };
+use kfop::operator::inventory::ObjectId;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::{conditions, wait::await_condition};
 use kube::{Api, Client, ResourceExt};
@@ -258,11 +259,13 @@ async fn status_subresource_keeps_conditions_applications_and_inventory() {
             ..Default::default()
         }],
         inventory: vec![InventoryEntry {
-            group: String::new(),
+            id: ObjectId {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: Some(ns.name.clone()),
+                name: "c".into(),
+            },
             version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some(ns.name.clone()),
-            name: "c".into(),
             application: Some("a".into()),
             adopted: None,
         }],

@@ -127,7 +127,7 @@ async fn applies_everything(form: RepoForm, test: &str) {
     let mut kinds: Vec<String> = status
         .inventory
         .iter()
-        .map(|e| format!("{}/{}", e.kind, e.name))
+        .map(|e| format!("{}/{}", e.id.kind, e.id.name))
         .collect();
     kinds.sort();
     assert_eq!(

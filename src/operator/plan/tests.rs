@@ -92,7 +92,12 @@ impl Sim {
                 served("", "v1", "ConfigMap", true),
                 served("", "v1", "Namespace", false),
                 served("apps", "v1", "Deployment", true),
-                served("apiextensions.k8s.io", "v1", "CustomResourceDefinition", false),
+                served(
+                    "apiextensions.k8s.io",
+                    "v1",
+                    "CustomResourceDefinition",
+                    false,
+                ),
                 served(
                     "admissionregistration.k8s.io",
                     "v1",
@@ -224,7 +229,11 @@ fn a_new_install_writes_everything_wave_by_wave() {
     assert!(plan.inventory.iter().all(|e| e.adopted.is_none()));
     assert!(plan.prune.is_empty() && plan.release.is_empty());
     // The Deployment and the CRD decide readiness; the namespaced ones default to the KfDef's.
-    let ready: Vec<&str> = plan.readiness.iter().map(|(_, id, _)| id.kind.as_str()).collect();
+    let ready: Vec<&str> = plan
+        .readiness
+        .iter()
+        .map(|(_, id, _)| id.kind.as_str())
+        .collect();
     assert_eq!(ready, ["CustomResourceDefinition", "Deployment"]);
     let settings = &plan.writes[2][1].object;
     assert_eq!(settings.id.namespace.as_deref(), Some("kubeflow"));
@@ -237,7 +246,10 @@ fn a_new_install_writes_everything_wave_by_wave() {
 #[test]
 fn an_unchanged_install_writes_nothing() {
     let mut sim = Sim::new();
-    let apps = [app("a", vec![config_map("one", "1"), config_map("two", "2")])];
+    let apps = [app(
+        "a",
+        vec![config_map("one", "1"), config_map("two", "2")],
+    )];
     sim.reconcile(&apps);
     let again = sim.plan(&apps);
     assert_eq!(again.all_writes().count(), 0);
@@ -249,8 +261,14 @@ fn an_unchanged_install_writes_nothing() {
 #[test]
 fn a_changed_render_writes_only_what_changed() {
     let mut sim = Sim::new();
-    sim.reconcile(&[app("a", vec![config_map("one", "1"), config_map("two", "2")])]);
-    let plan = sim.plan(&[app("a", vec![config_map("one", "1"), config_map("two", "changed")])]);
+    sim.reconcile(&[app(
+        "a",
+        vec![config_map("one", "1"), config_map("two", "2")],
+    )]);
+    let plan = sim.plan(&[app(
+        "a",
+        vec![config_map("one", "1"), config_map("two", "changed")],
+    )]);
     assert_eq!(names(&plan.writes[2]), ["two"]);
     assert_eq!(plan.writes[2][0].heal, None);
     assert_eq!(plan.unchanged, 1);
@@ -259,7 +277,10 @@ fn a_changed_render_writes_only_what_changed() {
 #[test]
 fn deleted_and_edited_objects_are_healed() {
     let mut sim = Sim::new();
-    let apps = [app("a", vec![config_map("one", "1"), config_map("two", "2")])];
+    let apps = [app(
+        "a",
+        vec![config_map("one", "1"), config_map("two", "2")],
+    )];
     sim.reconcile(&apps);
     sim.live.remove(&cm_id("one"));
     if let Some(two) = sim.live.get_mut(&cm_id("two")) {
@@ -289,7 +310,11 @@ fn an_object_being_deleted_waits_until_it_is_gone() {
     }
     let plan = sim.plan(&apps);
     assert_eq!(plan.all_writes().count(), 0);
-    assert!(problems(&plan)[0].contains("being deleted"), "{:?}", problems(&plan));
+    assert!(
+        problems(&plan)[0].contains("being deleted"),
+        "{:?}",
+        problems(&plan)
+    );
     // Still in the inventory: once gone, it is put back.
     assert_eq!(entry_names(&plan.inventory), ["one"]);
     sim.live.remove(&cm_id("one"));
@@ -301,7 +326,10 @@ fn a_removed_application_is_pruned_namespaces_last() {
     let mut sim = Sim::new();
     sim.reconcile(&[
         app("keep", vec![config_map("kept", "1")]),
-        app("gone", vec![namespace("apps"), deployment("web"), webhook()]),
+        app(
+            "gone",
+            vec![namespace("apps"), deployment("web"), webhook()],
+        ),
     ]);
     let plan = sim.plan(&[app("keep", vec![config_map("kept", "1")])]);
     assert_eq!(entry_names(&plan.prune), ["hook", "web", "apps"]);
@@ -312,7 +340,10 @@ fn a_removed_application_is_pruned_namespaces_last() {
 #[test]
 fn an_object_that_opts_out_of_pruning_is_left_alone() {
     let mut sim = Sim::new();
-    sim.reconcile(&[app("a", vec![config_map("one", "1"), config_map("two", "2")])]);
+    sim.reconcile(&[app(
+        "a",
+        vec![config_map("one", "1"), config_map("two", "2")],
+    )]);
     if let Some(two) = sim.live.get_mut(&cm_id("two")) {
         two.prune_disabled = true;
     }
@@ -325,7 +356,10 @@ fn an_object_that_opts_out_of_pruning_is_left_alone() {
 #[test]
 fn objects_already_gone_or_taken_over_are_not_pruned() {
     let mut sim = Sim::new();
-    sim.reconcile(&[app("a", vec![config_map("one", "1"), config_map("two", "2")])]);
+    sim.reconcile(&[app(
+        "a",
+        vec![config_map("one", "1"), config_map("two", "2")],
+    )]);
     sim.live.remove(&cm_id("one"));
     if let Some(two) = sim.live.get_mut(&cm_id("two")) {
         two.kfdef_uid = Some("another".into());
@@ -342,7 +376,10 @@ fn an_object_found_in_place_is_adopted_and_never_deleted() {
     // kfop's label and cannot see it, so the executor looks up objects it has not applied).
     assert!(!inventory::watch_absence_is_final(None));
     sim.create_foreign(cm_id("existing"));
-    let apps = [app("a", vec![config_map("existing", "1"), config_map("new", "1")])];
+    let apps = [app(
+        "a",
+        vec![config_map("existing", "1"), config_map("new", "1")],
+    )];
     let plan = sim.reconcile(&apps);
     let existing = &plan.writes[2][0].object;
     assert_eq!(existing.id.name, "existing");
@@ -358,7 +395,10 @@ fn an_object_found_in_place_is_adopted_and_never_deleted() {
         .collect();
     assert_eq!(
         adopted,
-        [("existing".to_string(), Some(true)), ("new".to_string(), None)]
+        [
+            ("existing".to_string(), Some(true)),
+            ("new".to_string(), None)
+        ]
     );
     // Still adopted on the next pass (it now carries kfop's label) and after a restart that
     // lost the inventory (the object's annotation says so).
@@ -376,9 +416,11 @@ fn an_object_found_in_place_is_adopted_and_never_deleted() {
     sim.live.remove(&cm_id("existing"));
     let healed = sim.plan(&apps);
     assert_eq!(healed.writes[2][0].heal, Some(Heal::Missing));
-    assert!(healed.writes[2][0].object.object["metadata"]["annotations"]
-        .get(ADOPTED_ANNOTATION)
-        .is_some());
+    assert!(
+        healed.writes[2][0].object.object["metadata"]["annotations"]
+            .get(ADOPTED_ANNOTATION)
+            .is_some()
+    );
 }
 
 #[test]
@@ -392,7 +434,10 @@ fn an_object_of_another_kfdef_is_a_conflict_naming_it() {
             ..Default::default()
         },
     );
-    let plan = sim.plan(&[app("a", vec![config_map("shared", "1"), config_map("mine", "1")])]);
+    let plan = sim.plan(&[app(
+        "a",
+        vec![config_map("shared", "1"), config_map("mine", "1")],
+    )]);
     assert_eq!(names(&plan.writes[2]), ["mine"]);
     assert_eq!(
         plan.outcomes[0].conflicts,
@@ -423,8 +468,15 @@ fn objects_of_kinds_not_served_yet_wait_and_prune_nothing_of_their_application()
     let apps = [app("a", vec![crd(), gadget("g")])];
     let plan = sim.reconcile(&apps);
     assert_eq!(names(&plan.writes[1]), ["gadgets.example.com"]);
-    assert!(problems(&plan)[0].contains("no matches for kind"), "{:?}", problems(&plan));
-    assert!(plan.prune.is_empty(), "old is kept until the render is applied completely");
+    assert!(
+        problems(&plan)[0].contains("no matches for kind"),
+        "{:?}",
+        problems(&plan)
+    );
+    assert!(
+        plan.prune.is_empty(),
+        "old is kept until the render is applied completely"
+    );
     sim.serve_gadgets();
     let plan = sim.reconcile(&apps);
     assert_eq!(names(&plan.writes[2]), ["g"]);
@@ -462,13 +514,13 @@ fn an_object_rendered_twice_is_reported_once() {
 #[test]
 fn an_object_that_cannot_be_looked_up_is_neither_written_nor_pruned() {
     let mut sim = Sim::new();
-    sim.reconcile(&[app("a", vec![config_map("one", "1")]), app("b", vec![config_map("two", "1")])]);
-    let identified = identify(&owner(), &[app("a", vec![config_map("one", "1")])], &sim.kinds);
-    let view: LiveView = [(
-        cm_id("one"),
-        Observed::Unknown("connection refused".into()),
-    )]
-    .into();
+    sim.reconcile(&[
+        app("a", vec![config_map("one", "1")]),
+        app("b", vec![config_map("two", "1")]),
+    ]);
+    let apps = [app("a", vec![config_map("one", "1")])];
+    let identified = identify(&owner(), &apps, &sim.kinds);
+    let view: LiveView = [(cm_id("one"), Observed::Unknown("connection refused".into()))].into();
     let plan = plan(&owner(), identified, &sim.inventory, &view);
     assert_eq!(plan.all_writes().count(), 0);
     assert!(plan.prune.is_empty());
