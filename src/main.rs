@@ -300,7 +300,7 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
         let desired = kfop::operator::objects::plain(document, &namespace)?;
         loop {
             match cluster.apply(&desired).await {
-                Ok(()) => {
+                Ok(_) => {
                     println!("{} applied", desired.id);
                     break;
                 }

@@ -112,8 +112,9 @@ impl Cluster {
         }
     }
 
-    /// Applies an object with server-side apply, taking over the fields kfop sets.
-    pub async fn apply(&self, desired: &DesiredObject) -> Result<(), ApplyError> {
+    /// Applies an object with server-side apply, taking over the fields kfop sets; returns the
+    /// object's resource version after the write.
+    pub async fn apply(&self, desired: &DesiredObject) -> Result<Option<String>, ApplyError> {
         let key = &desired.id;
         let kind = self
             .kind(&key.group, &desired.version, &key.kind)
@@ -128,10 +129,11 @@ impl Cluster {
                 .api_version(),
             })?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.api(&kind, key.namespace.as_deref())
+        let written = self
+            .api(&kind, key.namespace.as_deref())
             .patch(&key.name, &params, &Patch::Apply(&desired.object))
             .await?;
-        Ok(())
+        Ok(written.metadata.resource_version)
     }
 
     /// The object's metadata, `None` if it does not exist (or its kind is not served).

@@ -90,7 +90,8 @@ pub struct Live {
     /// Whether another manager changed it after kfop last did.
     pub changed_by_others: bool,
     /// A digest of the other managers' entries in `managedFields` (status excluded): when it
-    /// moves between two events, someone else changed the object.
+    /// moves between two events that kfop's writes did not cause, someone else changed the
+    /// object (a write of kfop's that takes a field back moves it too).
     pub others_signature: u64,
     /// Whether it is being deleted.
     pub deleting: bool,
@@ -205,6 +206,12 @@ pub fn ownership(
 /// looked up, so that an object created before the KfDef, or after the watch synced, is adopted.
 pub fn watch_absence_is_final(previous: Option<&InventoryEntry>) -> bool {
     previous.is_some()
+}
+
+/// Whether the change between two events of one object was made by someone else: the other
+/// managers' entries moved, and the event is not the result of one of kfop's own writes.
+pub fn changed_by_others(before: &Live, now: &Live, written_by_kfop: bool) -> bool {
+    before.others_signature != now.others_signature && !written_by_kfop
 }
 
 /// The union of two copies of an inventory (the stored status and the one kfop wrote last,
@@ -334,6 +341,22 @@ mod tests {
             ownership("me", None, &live(Some("you"))),
             Ownership::Other("kubeflow/other (uid you)".into())
         );
+    }
+
+    #[test]
+    fn changes_by_others_exclude_kfops_own_writes() {
+        let before = Live {
+            others_signature: 1,
+            ..Default::default()
+        };
+        let edited = Live {
+            others_signature: 2,
+            ..Default::default()
+        };
+        assert!(changed_by_others(&before, &edited, false));
+        // kfop took a field back: the other manager's entry shrank.
+        assert!(!changed_by_others(&edited, &before, true));
+        assert!(!changed_by_others(&before, &before, false));
     }
 
     #[test]

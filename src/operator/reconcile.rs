@@ -157,6 +157,17 @@ struct Written {
     result: Result<(), ApplyError>,
 }
 
+impl Written {
+    fn new(ctx: &Context, write: Write, result: Result<Option<String>, ApplyError>) -> Self {
+        let result = result.map(|version| {
+            if let Some(version) = version {
+                ctx.watches.wrote(&write.object.id, version);
+            }
+        });
+        Self { write, result }
+    }
+}
+
 /// Executes a plan's writes wave by wave (each wave's writes concurrently, bounded), waiting for
 /// the CRDs written to be established before the next wave.
 async fn execute_writes(ctx: &Context, plan: &Plan) -> Vec<Written> {
@@ -165,7 +176,7 @@ async fn execute_writes(ctx: &Context, plan: &Plan) -> Vec<Written> {
         let results: Vec<Written> = futures::stream::iter(wave.iter().cloned())
             .map(|write| async move {
                 let result = ctx.cluster.apply(&write.object).await;
-                Written { write, result }
+                Written::new(ctx, write, result)
             })
             .buffer_unordered(IN_FLIGHT)
             .collect()

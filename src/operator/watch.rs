@@ -5,7 +5,7 @@
 //! time, and retries go through the controller's own backoff.
 
 use super::cluster::{Cluster, Kind};
-use super::inventory::{Live, ObjectId};
+use super::inventory::{self, Live, ObjectId};
 use super::objects::{KFDEF_UID_LABEL, Owner};
 use crate::kfdef::KfDef;
 use futures::{Stream, StreamExt};
@@ -72,12 +72,26 @@ struct Shared {
     owners: RwLock<HashMap<String, ObjectRef<KfDef>>>,
     /// When each managed object was seen deleted, until kfop puts it back (heal latency).
     missing_since: Mutex<HashMap<ObjectId, (String, Instant)>>,
+    /// The resource version of kfop's last write of each object, until its event arrives.
+    own_writes: Mutex<HashMap<ObjectId, String>>,
 }
 
 impl Shared {
     fn fire(&self, uid: &str) {
         let owner = self.owners.read().ok().and_then(|o| o.get(uid).cloned());
-        if let Some(owner) = owner {
+        match owner {
+            Some(owner) => self.triggers.fire(&owner),
+            None => tracing::debug!(uid, "an object of an unknown KfDef changed"),
+        }
+    }
+
+    fn fire_all(&self) {
+        let owners: Vec<ObjectRef<KfDef>> = self
+            .owners
+            .read()
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default();
+        for owner in owners {
             self.triggers.fire(&owner);
         }
     }
@@ -109,6 +123,7 @@ impl Watches {
                 triggers,
                 owners: RwLock::new(HashMap::new()),
                 missing_since: Mutex::new(HashMap::new()),
+                own_writes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -124,6 +139,11 @@ impl Watches {
 
     /// Forgets a KfDef (it is gone).
     pub fn unregister(&self, uid: &str) {
+        for (id, _, _) in self.objects_of(uid) {
+            if let Ok(mut own) = self.shared.own_writes.lock() {
+                own.remove(&id);
+            }
+        }
         if let Ok(mut owners) = self.shared.owners.write() {
             owners.remove(uid);
         }
@@ -136,6 +156,14 @@ impl Watches {
     pub fn back(&self, id: &ObjectId) -> Option<std::time::Duration> {
         let mut missing = self.shared.missing_since.lock().ok()?;
         missing.remove(id).map(|(_, since)| since.elapsed())
+    }
+
+    /// Records that kfop wrote `id`, giving it `resource_version`: the watch event of that
+    /// version is kfop's own and no change by others.
+    pub fn wrote(&self, id: &ObjectId, resource_version: String) {
+        if let Ok(mut own) = self.shared.own_writes.lock() {
+            own.insert(id.clone(), resource_version);
+        }
     }
 
     /// Forgets the deletions of a KfDef's objects that it no longer wants.
@@ -205,6 +233,12 @@ impl Watches {
                         for (id, uid) in vanished {
                             shared.deleted(&uid, id);
                         }
+                        tracing::debug!(kind = %kind_name, "watch synced");
+                        // Objects deleted before the first sync left no event: every KfDef
+                        // looks again, now that the watch can answer.
+                        if !*ready_tx.borrow() {
+                            shared.fire_all();
+                        }
                         let _ = ready_tx.send(true);
                     }
                     watcher::Event::Apply(meta) => {
@@ -212,12 +246,14 @@ impl Watches {
                         let mut live = Live::from_meta(&meta);
                         // Timestamps have one-second resolution; a change to other managers'
                         // entries since the last event is the precise signal.
-                        let previous = task_store
-                            .read()
-                            .ok()
-                            .and_then(|s| s.get(&id).map(|l| l.others_signature));
+                        let previous = task_store.read().ok().and_then(|s| s.get(&id).cloned());
+                        let ours = shared.own_writes.lock().is_ok_and(|mut own| {
+                            own.get(&id) == meta.metadata.resource_version.as_ref()
+                                && own.remove(&id).is_some()
+                        });
                         if let Some(previous) = previous {
-                            live.changed_by_others = previous != live.others_signature;
+                            live.changed_by_others =
+                                inventory::changed_by_others(&previous, &live, ours);
                         }
                         let changed = (live.changed_by_others && !live.deleting)
                             .then(|| live.kfdef_uid.clone())
@@ -238,6 +274,7 @@ impl Watches {
                                 .as_ref()
                                 .and_then(|l| l.get(KFDEF_UID_LABEL).cloned())
                         });
+                        tracing::debug!(object = %id, "deleted");
                         if let Some(uid) = uid {
                             shared.deleted(&uid, id);
                         }

@@ -54,9 +54,11 @@ pub async fn install_crds(client: &Client) {
 /// Starts `kfop run --namespace <namespace>` in-process (its logs go to the test's output).
 pub async fn start(client: &Client, namespace: &str) -> Operator {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "info,kube_client::client::builder=off",
-        ))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,kube_client::client::builder=off")
+            }),
+        )
         .with_test_writer()
         .try_init();
     install_crds(client).await;
