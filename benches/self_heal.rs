@@ -8,8 +8,9 @@
 //! the storms and of an idle window.
 //!
 //! Run with `hack/bench-self-heal.sh` (or `cargo bench --bench self_heal`). `KFDEFS`,
-//! `OBJECTS_PER_KFDEF` (≥ 80), `STORMS` and `IDLE_SECONDS` override the sizes. Needs the binaries
-//! `make control-plane` builds.
+//! `OBJECTS_PER_KFDEF` (≥ 80), `STORMS` and `IDLE_SECONDS` override the sizes; `KFOP_BIN` runs
+//! another build of `kfop run` (e.g. an older commit's, to compare). Needs the binaries `make
+//! control-plane` builds.
 
 use futures::StreamExt;
 use kube::api::{
@@ -513,7 +514,8 @@ async fn main() {
     }
 
     let log_path = repo.path().join("kfop.log");
-    let operator = Command::new(env!("CARGO_BIN_EXE_kfop"))
+    let kfop = std::env::var("KFOP_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kfop").into());
+    let operator = Command::new(kfop)
         .args(["run", "--install-crds"])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "warn")

@@ -1,5 +1,5 @@
-//! What kfop writes on every object it manages (labels, annotations, ownerReferences) and how it
-//! identifies objects: the pure part of applying, tested without a cluster.
+//! What kfop writes on every object it manages (labels, annotations, ownerReferences, the hash
+//! of it all): pure, tested without a cluster.
 
 use super::inventory::ObjectId;
 use crate::kfdef::InventoryEntry;
