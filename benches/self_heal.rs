@@ -9,8 +9,9 @@
 //!
 //! Run with `hack/bench-self-heal.sh` (or `cargo bench --bench self_heal`). `KFDEFS`,
 //! `OBJECTS_PER_KFDEF` (≥ 80), `STORMS` and `IDLE_SECONDS` override the sizes; `KFOP_BIN` runs
-//! another build of `kfop run` (e.g. an older commit's, to compare). Needs the binaries `make
-//! control-plane` builds.
+//! another build of `kfop run` (e.g. an older commit's, to compare); `KFOP_LOG` sets its log
+//! filter and `KFOP_LOG_COPY` where its log is copied. Needs the binaries `make control-plane`
+//! builds.
 
 use futures::StreamExt;
 use kube::api::{
@@ -518,7 +519,10 @@ async fn main() {
     let operator = Command::new(kfop)
         .args(["run", "--install-crds"])
         .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("KFOP_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).expect("log"))
@@ -612,8 +616,11 @@ async fn main() {
         .lines()
         .filter(|l| l.contains("apply failed"))
         .count();
-    drop(operator.0.kill());
+    let _ = operator.0.kill();
     let _ = operator.0.wait();
+    if let Some(keep) = std::env::var_os("KFOP_LOG_COPY") {
+        let _ = std::fs::copy(&log_path, keep);
+    }
 
     // The ceiling, with kfop stopped: the same work done by one client at full concurrency.
     let mut ceilings = Vec::new();
