@@ -14,3 +14,4 @@ pub mod operator;
 pub mod patch;
 pub mod render;
 pub mod repos;
+pub mod upgrade;

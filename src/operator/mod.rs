@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod objects;
 mod reconcile;
 pub mod status;
+mod upgrades;
 pub mod watch;
 
 use crate::applications::RenderedApplication;

@@ -64,9 +64,18 @@ async fn rendered(kfdef: &KfDef, ctx: &Context) -> Arc<Vec<RenderedApplication>>
     {
         return apps.clone();
     }
-    let apps = Arc::new(crate::applications::render(kfdef, &ctx.repos, None).await);
-    if let Ok(mut renders) = ctx.renders.lock() {
-        renders.insert(uid, (generation, apps.clone()));
+    let mut apps = crate::applications::render(kfdef, &ctx.repos, None).await;
+    // Objects of API versions the cluster no longer serves are rewritten before anything else
+    // sees them: inventory, self-heal, prune and cleanup all work on the upgraded identity.
+    let upgraded = super::upgrades::upgrade(&ctx.cluster, &kfdef.name_any(), &mut apps).await;
+    let apps = Arc::new(apps);
+    match upgraded {
+        Ok(()) => {
+            if let Ok(mut renders) = ctx.renders.lock() {
+                renders.insert(uid, (generation, apps.clone()));
+            }
+        }
+        Err(e) => tracing::warn!(kfdef = %kfdef.name_any(), error = %e, "discovery failed; objects of removed API versions wait for the next reconcile"),
     }
     apps
 }
@@ -403,13 +412,19 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     inventory.extend(kept);
     inventory.sort_by(|a, b| ObjectKey::from(a).cmp(&ObjectKey::from(b)));
     inventory.dedup_by(|a, b| ObjectKey::from(&*a) == ObjectKey::from(&*b));
-    let status = status::build(
+    let mut status = status::build(
         Some(&previous),
         generation,
         &outcomes,
         inventory,
         Time(Timestamp::now()),
     );
+    status.upgrades = crate::upgrade::status(&apps);
+    if let Some(note) =
+        super::upgrades::skipped_note(previous.upgrades.as_ref(), status.upgrades.as_ref())
+    {
+        publish(&ctx, &kfdef, EventType::Warning, "Skipped", note).await;
+    }
     if stored != status && written_last.as_ref() != Some(&status) {
         write_status(&ctx, &kfdef, status.clone()).await?;
     }
