@@ -217,6 +217,8 @@ pub fn build(
         repos: previous.map(|p| p.repos.clone()).unwrap_or_default(),
         inventory,
         repos_cache: previous.map(|p| p.repos_cache.clone()).unwrap_or_default(),
+        // Set from the render (`crate::upgrade::status`).
+        upgrades: None,
     }
 }
 
