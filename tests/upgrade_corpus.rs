@@ -8,10 +8,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One corpus release: its tarball and the KfDef inside it.
+/// One corpus release: its tarball and its KfDef file.
 struct Era {
     tarball: &'static str,
-    /// The KfDef file, relative to the corpus folder or inside the tarball's top folder.
+    /// The KfDef file: relative to the corpus folder, or else inside the tarball.
     kfdef: &'static str,
     /// The repo URI the KfDef names (replaced by the tarball).
     uri: &'static str,
@@ -19,7 +19,8 @@ struct Era {
 
 const V1_0_2: Era = Era {
     tarball: "kubeflow-manifests-v1.0/manifests-v1.0.2.tar.gz",
-    kfdef: "kfdef/kfctl_k8s_istio.v1.0.2.yaml",
+    // The tarball's own copy names the v1.0 branch; the released file names the v1.0.2 tarball.
+    kfdef: "kubeflow-manifests-v1.0/tree/kfdef/kfctl_k8s_istio.v1.0.2.yaml",
     uri: "https://github.com/kubeflow/manifests/archive/v1.0.2.tar.gz",
 };
 
@@ -55,7 +56,13 @@ async fn render(corpus: &Path, era: &Era) -> Vec<RenderedApplication> {
         sha256: None,
     };
     let local = cache.fetch(&repo).await.expect("tarball unpacks");
-    let text = std::fs::read_to_string(local.root.join(era.kfdef)).expect("KfDef in the tarball");
+    let in_corpus = corpus.join(era.kfdef);
+    let file = if in_corpus.is_file() {
+        in_corpus
+    } else {
+        local.root.join(era.kfdef)
+    };
+    let text = std::fs::read_to_string(&file).expect("KfDef file");
     let mut kfdef = kfop::kfdef::parse(&text, era.kfdef).expect("KfDef").kfdef;
     kfdef.metadata.name = Some("kubeflow".into());
     for repo in &mut kfdef.spec.repos {
@@ -182,16 +189,24 @@ async fn kubeflow_v1_0_2_is_upgraded_for_current_kubernetes() {
     assert_eq!(from.get("apiextensions.k8s.io/v1beta1"), Some(&93));
     assert_eq!(from.get("rbac.authorization.k8s.io/v1beta1"), Some(&50));
     assert_eq!(from.get("admissionregistration.k8s.io/v1beta1"), Some(&9));
-    assert_eq!(from.get("autoscaling/v2beta1"), Some(&7));
+    assert_eq!(from.get("autoscaling/v2beta1"), Some(&8));
+    assert_eq!(from.get("policy/v1beta1"), Some(&7));
     assert_eq!(from.get("apiregistration.k8s.io/v1beta1"), Some(&2));
-    assert_eq!(skipped, 0);
+    assert_eq!((rendered, upgraded, skipped), (594, 169, 0));
 }
 
 #[tokio::test]
 async fn kubeflow_v1_2_is_upgraded_for_current_kubernetes() {
     let Some(corpus) = corpus() else { return };
     let apps = render(&corpus, &V1_2_0).await;
+    let before = tally(&apps);
     let (rendered, upgraded, skipped, from) = upgrade_and_check(apps);
     eprintln!("v1.2.0: rendered {rendered}, upgraded {upgraded}, skipped {skipped}: {from:?}");
-    assert!(upgraded > 100, "{upgraded}");
+    for (api_version, count) in &from {
+        assert_eq!(before.get(api_version), Some(count), "{api_version}");
+    }
+    assert_eq!(from.get("apiextensions.k8s.io/v1beta1"), Some(&65));
+    assert_eq!(from.get("rbac.authorization.k8s.io/v1beta1"), Some(&40));
+    assert_eq!(from.get("admissionregistration.k8s.io/v1beta1"), Some(&13));
+    assert_eq!((rendered, upgraded, skipped), (565, 132, 0));
 }

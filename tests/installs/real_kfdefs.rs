@@ -39,7 +39,8 @@ struct Era {
 const V1_0_2: Era = Era {
     name: "v1.0.2",
     tarball: "kubeflow-manifests-v1.0/manifests-v1.0.2.tar.gz",
-    kfdef: "kfdef/kfctl_k8s_istio.v1.0.2.yaml",
+    // The tarball's own copy names the v1.0 branch; the released file names the v1.0.2 tarball.
+    kfdef: "kubeflow-manifests-v1.0/tree/kfdef/kfctl_k8s_istio.v1.0.2.yaml",
     uri: "https://github.com/kubeflow/manifests/archive/v1.0.2.tar.gz",
     not_ready_here: &[],
 };
@@ -52,11 +53,14 @@ const V1_2_0: Era = Era {
     not_ready_here: &[],
 };
 
-fn tarball(era: &Era) -> PathBuf {
-    let corpus = std::env::var_os("KFOP_CORPUS")
+fn corpus() -> PathBuf {
+    std::env::var_os("KFOP_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    let path = corpus.join(era.tarball);
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"))
+}
+
+fn tarball(era: &Era) -> PathBuf {
+    let path = corpus().join(era.tarball);
     assert!(
         path.is_file(),
         "the corpus tarball {} is missing",
@@ -310,10 +314,13 @@ async fn install(era: &Era) {
     kubelet.abort();
 }
 
-/// The KfDef file inside the release tarball (unpacked into a temporary directory that the
-/// caller keeps).
+/// The KfDef file: in the corpus folder, or else inside the release tarball (unpacked into a
+/// temporary directory that the caller keeps).
 async fn unpacked_kfdef(tarball: &Path, era: &Era) -> (PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
+    if corpus().join(era.kfdef).is_file() {
+        return (corpus().join(era.kfdef), dir);
+    }
     let cache = kfop::repos::RepoCache::new(dir.path().join("cache")).expect("cache");
     let repo = kfop::kfdef::Repo {
         name: "manifests".into(),
