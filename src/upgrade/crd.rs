@@ -14,6 +14,10 @@
 //!   the root `metadata` schema is reduced to `type: object`.
 //! - A conversion webhook's `webhookClientConfig` and `conversionReviewVersions` (v1beta1's
 //!   default `[v1beta1]` written out) move under `conversion.webhook`.
+//! - v1 refuses a CRD in a group under `k8s.io` or `kubernetes.io` (`app.k8s.io`,
+//!   `metacontroller.k8s.io`, …) without the `api-approved.kubernetes.io` annotation, which
+//!   v1beta1 did not ask for: such a CRD is annotated `unapproved, …` (accepted, and marked as
+//!   not approved by the Kubernetes API review).
 
 use serde_json::{Map, Value, json};
 
@@ -53,8 +57,24 @@ const FORBIDDEN: &[&str] = &[
     "patternProperties",
 ];
 
+/// The annotation v1 requires on CRDs of the groups Kubernetes reserves.
+const API_APPROVED: &str = "api-approved.kubernetes.io";
+
 /// Converts the CRD in place.
 pub fn to_v1(crd: &mut Map<String, Value>) -> Result<(), String> {
+    let group = crd
+        .get("spec")
+        .and_then(|s| s.get("group"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if is_protected(group) {
+        let annotations = super::object_at(crd, "metadata")
+            .and_then(|m| super::object_at(m, "annotations"))
+            .ok_or("metadata.annotations is not an object")?;
+        annotations.entry(API_APPROVED).or_insert_with(|| {
+            json!("unapproved, an apiextensions.k8s.io/v1beta1 CRD upgraded by kfop")
+        });
+    }
     let spec = crd
         .get_mut("spec")
         .and_then(Value::as_object_mut)
@@ -125,6 +145,13 @@ pub fn to_v1(crd: &mut Map<String, Value>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether Kubernetes reserves `group` (`k8s.io`, `kubernetes.io` and their subdomains).
+fn is_protected(group: &str) -> bool {
+    ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|d| group == *d || group.ends_with(&format!(".{d}")))
 }
 
 /// A structural v1 schema with the meaning of `schema` under v1beta1 (`preserve`: v1beta1's
@@ -424,6 +451,27 @@ mod tests {
         let none = convert(json!({"spec": {"group": "g", "names": names(), "scope": "Namespaced",
             "version": "v1", "conversion": {"strategy": "None"}}}));
         assert_eq!(none["spec"]["conversion"], json!({"strategy": "None"}));
+    }
+
+    #[test]
+    fn crds_of_reserved_groups_are_marked_unapproved() {
+        let crd = |group: &str, annotations: Value| {
+            convert(json!({"metadata": {"name": "x", "annotations": annotations},
+                "spec": {"group": group, "names": names(), "scope": "Namespaced", "version": "v1"}}))
+        };
+        for group in ["app.k8s.io", "metacontroller.k8s.io", "x.kubernetes.io", "k8s.io"] {
+            let out = crd(group, json!({}));
+            let value = out["metadata"]["annotations"][API_APPROVED].as_str().unwrap_or("");
+            assert!(value.starts_with("unapproved"), "{group}: {value}");
+        }
+        let approved = crd("app.k8s.io", json!({API_APPROVED: "https://github.com/kubernetes/enhancements/pull/1111"}));
+        assert_eq!(
+            approved["metadata"]["annotations"][API_APPROVED],
+            "https://github.com/kubernetes/enhancements/pull/1111"
+        );
+        for group in ["kubeflow.org", "notk8s.io", "k8s.io.example.com"] {
+            assert_eq!(crd(group, json!({}))["metadata"]["annotations"].get(API_APPROVED), None);
+        }
     }
 
     #[test]

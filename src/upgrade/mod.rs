@@ -12,6 +12,7 @@
 mod admission;
 mod autoscaling;
 mod crd;
+mod fields;
 mod networking;
 mod renamed;
 mod served;
@@ -313,15 +314,29 @@ pub enum Outcome {
     Skipped { object: Value, reason: String },
 }
 
-/// Upgrades `object` if the cluster does not serve its apiVersion and kind.
-pub fn upgrade(object: Value, served: &Served) -> Outcome {
+/// Upgrades `object` if the cluster does not serve its apiVersion and kind, and removes fields
+/// Kubernetes removed from every kind (an object that only lost such a field is annotated with
+/// its own apiVersion).
+pub fn upgrade(mut object: Value, served: &Served) -> Outcome {
     let api_version = text(&object, "apiVersion");
     let kind = text(&object, "kind");
+    let stripped = fields::strip(&mut object);
+    let kept = |mut object: Value| {
+        if stripped {
+            annotate(&mut object, &api_version);
+            Outcome::Upgraded {
+                object,
+                from: api_version.clone(),
+            }
+        } else {
+            Outcome::Kept(object)
+        }
+    };
     if served.serves(&api_version, &kind) {
-        return Outcome::Kept(object);
+        return kept(object);
     }
     let Some(rule) = rule(&api_version, &kind) else {
-        return Outcome::Kept(object);
+        return kept(object);
     };
     match &rule.action {
         Action::Skip { reason } => Outcome::Skipped {
@@ -330,11 +345,11 @@ pub fn upgrade(object: Value, served: &Served) -> Outcome {
         },
         Action::Upgrade { to, convert } => {
             if !served.serves(to, &kind) {
-                return Outcome::Kept(object);
+                return kept(object);
             }
             let mut converted = object.clone();
             let Some(map) = converted.as_object_mut() else {
-                return Outcome::Kept(object);
+                return kept(object);
             };
             if let Err(reason) = convert(map) {
                 return Outcome::Skipped {
@@ -343,25 +358,26 @@ pub fn upgrade(object: Value, served: &Served) -> Outcome {
                 };
             }
             map.insert("apiVersion".into(), Value::String((*to).to_string()));
-            let annotations = map
-                .entry("metadata")
-                .or_insert_with(|| Value::Object(Map::new()))
-                .as_object_mut()
-                .map(|m| {
-                    m.entry("annotations")
-                        .or_insert_with(|| Value::Object(Map::new()))
-                });
-            if let Some(Value::Object(annotations)) = annotations {
-                annotations.insert(
-                    UPGRADED_FROM_ANNOTATION.into(),
-                    Value::String(api_version.clone()),
-                );
-            }
+            annotate(&mut converted, &api_version);
             Outcome::Upgraded {
                 object: converted,
                 from: api_version,
             }
         }
+    }
+}
+
+/// Sets [`UPGRADED_FROM_ANNOTATION`].
+fn annotate(object: &mut Value, from: &str) {
+    let annotations = object
+        .as_object_mut()
+        .and_then(|o| object_at(o, "metadata"))
+        .and_then(|m| object_at(m, "annotations"));
+    if let Some(annotations) = annotations {
+        annotations.insert(
+            UPGRADED_FROM_ANNOTATION.into(),
+            Value::String(from.to_string()),
+        );
     }
 }
 
@@ -550,6 +566,21 @@ mod tests {
             "rbac.authorization.k8s.io/v1beta1"
         );
         assert_eq!(object["rules"], role["rules"]);
+    }
+
+    #[test]
+    fn a_served_object_that_sets_a_removed_field_loses_it_and_says_so() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"metadata": {"initializers": {"pending": []}}}}});
+        let Outcome::Upgraded { object, from } = upgrade(deployment, &release(37)) else {
+            panic!("not upgraded");
+        };
+        assert_eq!(from, "apps/v1");
+        assert_eq!(object["spec"]["template"]["metadata"], json!({}));
+        assert_eq!(
+            object["metadata"]["annotations"][UPGRADED_FROM_ANNOTATION],
+            "apps/v1"
+        );
     }
 
     #[test]

@@ -170,21 +170,39 @@ async fn install(era: &Era) {
     assert!(report.upgraded_count() > 100, "{}", report.upgraded_count());
 
     // Every object in the inventory, and the KfDef Available (or each exception explained).
-    let kfdef = eventually(INSTALL_DEADLINE, "every object in the inventory", || async {
-        let kfdef = kfdefs.get(&name).await.ok()?;
+    let deadline = Instant::now() + INSTALL_DEADLINE;
+    let kfdef = loop {
+        let kfdef = kfdefs.get(&name).await.expect("get KfDef");
         let inventory: BTreeSet<ObjectKey> = kfdef
             .status
-            .as_ref()?
-            .inventory
             .iter()
+            .flat_map(|s| s.inventory.iter())
             .map(ObjectKey::from)
             .collect();
-        expected
+        let missing: Vec<String> = expected
             .keys()
-            .all(|k| inventory.contains(k))
-            .then_some(kfdef)
-    })
-    .await;
+            .filter(|k| !inventory.contains(*k))
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            break kfdef;
+        }
+        if Instant::now() > deadline {
+            let problems: Vec<String> = kfdef
+                .status
+                .iter()
+                .flat_map(|s| s.applications.iter())
+                .filter(|a| a.ready != kfop::kfdef::ConditionStatus::True)
+                .map(|a| format!("{}: {}", a.name, a.message.clone().unwrap_or_default()))
+                .collect();
+            panic!(
+                "{} objects not in the inventory after {INSTALL_DEADLINE:?}, e.g. {:?}; applications: {problems:#?}",
+                missing.len(),
+                &missing[..missing.len().min(10)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let applied = kfdef.status.as_ref().map_or(0, |s| s.inventory.len());
     let kfdef = eventually(INSTALL_DEADLINE, "Available, or only explained exceptions", || async {
         let kfdef = kfdefs.get(&name).await.ok()?;
