@@ -610,7 +610,8 @@ mod tests {
         assert!(name_unnamed(&mut kfdef(), Some("Not Valid"), file).is_err());
         assert!(name_unnamed(&mut kfdef(), None, Path::new("___.yaml")).is_err());
         // A named KfDef and other documents are left alone.
-        let mut named = json!({"apiVersion": API_VERSION, "kind": "KfDef", "metadata": {"name": "kf"}});
+        let mut named =
+            json!({"apiVersion": API_VERSION, "kind": "KfDef", "metadata": {"name": "kf"}});
         assert_eq!(name_unnamed(&mut named, Some("other"), file), Ok(None));
         assert_eq!(named["metadata"]["name"], "kf");
         let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace"});

@@ -334,10 +334,16 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     let namespace = client.default_namespace().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait_seconds);
     for mut document in documents {
-        if let Some(name) = kfop::kfdef::name_unnamed(&mut document, args.name.as_deref(), &args.file)? {
+        if let Some(name) =
+            kfop::kfdef::name_unnamed(&mut document, args.name.as_deref(), &args.file)?
+        {
             println!(
                 "KfDef has no metadata.name; naming it {name:?} ({}). For kubectl, add `metadata: {{name: {name}}}` to the file.",
-                if args.name.is_some() { "--name" } else { "from the file name; --name sets another" }
+                if args.name.is_some() {
+                    "--name"
+                } else {
+                    "from the file name; --name sets another"
+                }
             );
         }
         let desired = kfop::operator::objects::plain(document, &namespace)?;

@@ -86,7 +86,12 @@ fn tally(apps: &[RenderedApplication]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for object in objects(apps) {
         *counts
-            .entry(object["apiVersion"].as_str().unwrap_or_default().to_string())
+            .entry(
+                object["apiVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
             .or_default() += 1;
     }
     counts

@@ -10,8 +10,8 @@ use kube::api::{
 };
 use kube::discovery::Scope;
 use kube::{Api, Client};
-use std::collections::HashMap;
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// A kind the API server serves.
@@ -54,7 +54,9 @@ fn not_found_is_none<T>(result: Result<Option<T>, kube::Error>) -> Result<Option
 }
 
 /// The kinds (not subresources) of a discovery resource list.
-fn kinds_of(list: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList) -> BTreeSet<String> {
+fn kinds_of(
+    list: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList,
+) -> BTreeSet<String> {
     list.resources
         .into_iter()
         .filter(|r| !r.name.contains('/'))

@@ -75,7 +75,9 @@ async fn rendered(kfdef: &KfDef, ctx: &Context) -> Arc<Vec<RenderedApplication>>
                 renders.insert(uid, (generation, apps.clone()));
             }
         }
-        Err(e) => tracing::warn!(kfdef = %kfdef.name_any(), error = %e, "discovery failed; objects of removed API versions wait for the next reconcile"),
+        Err(e) => {
+            tracing::warn!(kfdef = %kfdef.name_any(), error = %e, "discovery failed; objects of removed API versions wait for the next reconcile")
+        }
     }
     apps
 }
@@ -536,6 +538,11 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
         }
         let mut remaining = Vec::new();
         for (key, version) in &in_wave {
+            // The KfDef's own namespace cannot go before the KfDef does: it is deleted, and
+            // finishes once the finalizer is removed.
+            if key.group.is_empty() && key.kind == "Namespace" && key.name == owner.namespace {
+                continue;
+            }
             match ctx.cluster.metadata(key, version).await {
                 Ok(None) => {}
                 Ok(Some(_)) => remaining.push(key.to_string()),

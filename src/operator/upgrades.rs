@@ -31,7 +31,8 @@ pub fn skipped_note(
     previous: Option<&UpgradeStatus>,
     current: Option<&UpgradeStatus>,
 ) -> Option<String> {
-    let skipped = |status: Option<&UpgradeStatus>| status.map(|s| s.skipped.clone()).unwrap_or_default();
+    let skipped =
+        |status: Option<&UpgradeStatus>| status.map(|s| s.skipped.clone()).unwrap_or_default();
     let now = skipped(current);
     if now.is_empty() || now == skipped(previous) {
         return None;
@@ -70,9 +71,15 @@ mod tests {
     fn skipped_objects_are_announced_once() {
         let first = status(&["PodSecurityPolicy.policy/v1beta1 a"]);
         let note = skipped_note(None, Some(&first)).expect("announced");
-        assert!(note.contains("PodSecurityPolicy.policy/v1beta1 a (app): gone"), "{note}");
+        assert!(
+            note.contains("PodSecurityPolicy.policy/v1beta1 a (app): gone"),
+            "{note}"
+        );
         assert_eq!(skipped_note(Some(&first), Some(&first)), None);
-        let second = status(&["PodSecurityPolicy.policy/v1beta1 a", "PodSecurityPolicy.policy/v1beta1 b"]);
+        let second = status(&[
+            "PodSecurityPolicy.policy/v1beta1 a",
+            "PodSecurityPolicy.policy/v1beta1 b",
+        ]);
         assert!(skipped_note(Some(&first), Some(&second)).is_some());
         assert_eq!(skipped_note(Some(&first), None), None);
     }

@@ -68,9 +68,7 @@ pub fn to_v1(config: &mut Map<String, Value>) -> Result<(), String> {
         webhook
             .entry("matchPolicy")
             .or_insert_with(|| json!("Exact"));
-        webhook
-            .entry("timeoutSeconds")
-            .or_insert_with(|| json!(30));
+        webhook.entry("timeoutSeconds").or_insert_with(|| json!(30));
     }
     Ok(())
 }
@@ -101,9 +99,11 @@ mod tests {
 
     #[test]
     fn explicit_settings_are_kept() {
-        let out = convert(json!({"webhooks": [{"name": "a.example.com", "sideEffects": "NoneOnDryRun",
+        let out = convert(
+            json!({"webhooks": [{"name": "a.example.com", "sideEffects": "NoneOnDryRun",
             "admissionReviewVersions": ["v1", "v1beta1"], "failurePolicy": "Fail",
-            "matchPolicy": "Equivalent", "timeoutSeconds": 5}]}));
+            "matchPolicy": "Equivalent", "timeoutSeconds": 5}]}),
+        );
         assert_eq!(
             out["webhooks"][0],
             json!({"name": "a.example.com", "sideEffects": "NoneOnDryRun",
@@ -119,7 +119,10 @@ mod tests {
             {"name": "b", "sideEffects": "Some"},
             {"name": "c", "sideEffects": "None"}]}));
         let effects: Vec<&Value> = (0..3).map(|i| &out["webhooks"][i]["sideEffects"]).collect();
-        assert_eq!(effects, [&json!("None"), &json!("NoneOnDryRun"), &json!("None")]);
+        assert_eq!(
+            effects,
+            [&json!("None"), &json!("NoneOnDryRun"), &json!("None")]
+        );
     }
 
     #[test]
@@ -133,11 +136,17 @@ mod tests {
             .map(|i| out["webhooks"][i]["name"].as_str().unwrap_or(""))
             .collect();
         assert_eq!(names, ["m.kb.io", "m-2.kb.io", "m-2-2.kb.io", "m-3.kb.io"]);
-        assert_eq!(out["webhooks"][1]["clientConfig"]["service"]["path"], "/v1alpha2");
+        assert_eq!(
+            out["webhooks"][1]["clientConfig"]["service"]["path"],
+            "/v1alpha2"
+        );
     }
 
     #[test]
     fn a_configuration_without_webhooks_converts() {
-        assert_eq!(convert(json!({"metadata": {"name": "x"}})), json!({"metadata": {"name": "x"}}));
+        assert_eq!(
+            convert(json!({"metadata": {"name": "x"}})),
+            json!({"metadata": {"name": "x"}})
+        );
     }
 }

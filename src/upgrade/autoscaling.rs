@@ -6,8 +6,7 @@ use serde_json::{Map, Value, json};
 
 /// Converts every entry of `spec.metrics` (v2beta2 already has the v2 shape).
 pub fn from_v2beta1(hpa: &mut Map<String, Value>) -> Result<(), String> {
-    let Some(Value::Array(metrics)) = hpa.get_mut("spec").and_then(|s| s.get_mut("metrics"))
-    else {
+    let Some(Value::Array(metrics)) = hpa.get_mut("spec").and_then(|s| s.get_mut("metrics")) else {
         return Ok(());
     };
     for metric in metrics.iter_mut() {
@@ -191,7 +190,10 @@ mod tests {
 
     #[test]
     fn an_autoscaler_without_metrics_is_unchanged() {
-        let mut hpa = json!({"spec": {"maxReplicas": 2}}).as_object().cloned().unwrap_or_default();
+        let mut hpa = json!({"spec": {"maxReplicas": 2}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let before = hpa.clone();
         assert!(from_v2beta1(&mut hpa).is_ok());
         assert_eq!(hpa, before);

@@ -90,7 +90,9 @@ pub fn to_v1(crd: &mut Map<String, Value>) -> Result<(), String> {
     let mut versions = match spec.remove("versions") {
         Some(Value::Array(list)) if !list.is_empty() => list,
         _ => match version {
-            Some(Value::String(name)) => vec![json!({"name": name, "served": true, "storage": true})],
+            Some(Value::String(name)) => {
+                vec![json!({"name": name, "served": true, "storage": true})]
+            }
             _ => return Err("it names no version".into()),
         },
     };
@@ -316,12 +318,14 @@ mod tests {
 
     #[test]
     fn top_level_fields_move_into_each_version() {
-        let out = convert(json!({"spec": {"group": "kubeflow.org", "names": names(), "scope": "Namespaced",
+        let out = convert(
+            json!({"spec": {"group": "kubeflow.org", "names": names(), "scope": "Namespaced",
             "versions": [{"name": "v1", "served": true, "storage": true},
                          {"name": "v1beta1", "served": true, "storage": false}],
             "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
             "additionalPrinterColumns": [{"name": "State", "type": "string", "JSONPath": ".status.state"}],
-            "validation": {"openAPIV3Schema": {"properties": {"spec": {"properties": {"replicas": {"type": "integer"}}}}}}}}));
+            "validation": {"openAPIV3Schema": {"properties": {"spec": {"properties": {"replicas": {"type": "integer"}}}}}}}}),
+        );
         let versions = out["spec"]["versions"].as_array().expect("versions");
         assert_eq!(versions.len(), 2);
         for version in versions {
@@ -336,14 +340,20 @@ mod tests {
                     PRESERVE: true, "properties": {"replicas": {"type": "integer"}}}}})
             );
         }
-        for gone in ["validation", "subresources", "additionalPrinterColumns", "version"] {
+        for gone in [
+            "validation",
+            "subresources",
+            "additionalPrinterColumns",
+            "version",
+        ] {
             assert_eq!(out["spec"].get(gone), None, "{gone}");
         }
     }
 
     #[test]
     fn several_versions_keep_their_own_schemas_and_columns() {
-        let out = convert(json!({"spec": {"group": "serving.kubeflow.org", "names": names(),
+        let out = convert(
+            json!({"spec": {"group": "serving.kubeflow.org", "names": names(),
             "scope": "Namespaced", "preserveUnknownFields": false,
             "versions": [
                 {"name": "v1alpha2", "served": true, "storage": true,
@@ -352,7 +362,8 @@ mod tests {
                     "properties": {"a": {"type": "string"}}}}}}},
                 {"name": "v1beta1", "served": true, "storage": false,
                  "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object",
-                    "properties": {"b": {"type": "integer"}}}}}}}]}}));
+                    "properties": {"b": {"type": "integer"}}}}}}}]}}),
+        );
         let versions = &out["spec"]["versions"];
         assert_eq!(
             versions[0]["additionalPrinterColumns"][0]["jsonPath"],
@@ -400,10 +411,7 @@ mod tests {
         assert_eq!(spec[PRESERVE], true);
         assert_eq!(spec["required"], json!(["template"]));
         let properties = &spec["properties"];
-        assert_eq!(
-            properties["port"],
-            json!({INT_OR_STRING: true})
-        );
+        assert_eq!(properties["port"], json!({INT_OR_STRING: true}));
         assert_eq!(
             properties["template"],
             json!({"description": "a pod template, no type", PRESERVE: true})
@@ -416,7 +424,10 @@ mod tests {
             properties["mode"],
             json!({"type": "string", "oneOf": [{"pattern": "^a"}, {"pattern": "^b"}]})
         );
-        assert_eq!(properties["choice"], json!({"type": "object", PRESERVE: true}));
+        assert_eq!(
+            properties["choice"],
+            json!({"type": "object", PRESERVE: true})
+        );
         assert_eq!(properties["env"], json!({"type": "object", PRESERVE: true}));
         assert_eq!(properties["loose"], json!({PRESERVE: true}));
         assert!(is_structural(root), "{root:#}");
@@ -439,38 +450,57 @@ mod tests {
 
     #[test]
     fn conversion_webhooks_move_under_webhook() {
-        let out = convert(json!({"spec": {"group": "kubeflow.org", "names": names(), "scope": "Namespaced",
+        let out = convert(
+            json!({"spec": {"group": "kubeflow.org", "names": names(), "scope": "Namespaced",
             "versions": [{"name": "v1", "served": true, "storage": true}],
-            "conversion": {"strategy": "Webhook", "webhookClientConfig": {"service": {"name": "conv", "namespace": "kf", "path": "/convert"}}}}}));
+            "conversion": {"strategy": "Webhook", "webhookClientConfig": {"service": {"name": "conv", "namespace": "kf", "path": "/convert"}}}}}),
+        );
         assert_eq!(
             out["spec"]["conversion"],
             json!({"strategy": "Webhook", "webhook": {
                 "clientConfig": {"service": {"name": "conv", "namespace": "kf", "path": "/convert"}},
                 "conversionReviewVersions": ["v1beta1"]}})
         );
-        let none = convert(json!({"spec": {"group": "g", "names": names(), "scope": "Namespaced",
-            "version": "v1", "conversion": {"strategy": "None"}}}));
+        let none = convert(
+            json!({"spec": {"group": "g", "names": names(), "scope": "Namespaced",
+            "version": "v1", "conversion": {"strategy": "None"}}}),
+        );
         assert_eq!(none["spec"]["conversion"], json!({"strategy": "None"}));
     }
 
     #[test]
     fn crds_of_reserved_groups_are_marked_unapproved() {
         let crd = |group: &str, annotations: Value| {
-            convert(json!({"metadata": {"name": "x", "annotations": annotations},
-                "spec": {"group": group, "names": names(), "scope": "Namespaced", "version": "v1"}}))
+            convert(
+                json!({"metadata": {"name": "x", "annotations": annotations},
+                "spec": {"group": group, "names": names(), "scope": "Namespaced", "version": "v1"}}),
+            )
         };
-        for group in ["app.k8s.io", "metacontroller.k8s.io", "x.kubernetes.io", "k8s.io"] {
+        for group in [
+            "app.k8s.io",
+            "metacontroller.k8s.io",
+            "x.kubernetes.io",
+            "k8s.io",
+        ] {
             let out = crd(group, json!({}));
-            let value = out["metadata"]["annotations"][API_APPROVED].as_str().unwrap_or("");
+            let value = out["metadata"]["annotations"][API_APPROVED]
+                .as_str()
+                .unwrap_or("");
             assert!(value.starts_with("unapproved"), "{group}: {value}");
         }
-        let approved = crd("app.k8s.io", json!({API_APPROVED: "https://github.com/kubernetes/enhancements/pull/1111"}));
+        let approved = crd(
+            "app.k8s.io",
+            json!({API_APPROVED: "https://github.com/kubernetes/enhancements/pull/1111"}),
+        );
         assert_eq!(
             approved["metadata"]["annotations"][API_APPROVED],
             "https://github.com/kubernetes/enhancements/pull/1111"
         );
         for group in ["kubeflow.org", "notk8s.io", "k8s.io.example.com"] {
-            assert_eq!(crd(group, json!({}))["metadata"]["annotations"].get(API_APPROVED), None);
+            assert_eq!(
+                crd(group, json!({}))["metadata"]["annotations"].get(API_APPROVED),
+                None
+            );
         }
     }
 

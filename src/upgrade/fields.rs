@@ -7,7 +7,10 @@
 
 use serde_json::Value;
 
-const POD_TEMPLATES: &[&str] = &["/spec/template/metadata", "/spec/jobTemplate/spec/template/metadata"];
+const POD_TEMPLATES: &[&str] = &[
+    "/spec/template/metadata",
+    "/spec/jobTemplate/spec/template/metadata",
+];
 
 /// Removes the removed fields; whether there were any.
 pub fn strip(object: &mut Value) -> bool {
@@ -38,7 +41,10 @@ mod tests {
         );
         let mut cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"metadata": {"initializers": {}}}}}}});
         assert!(strip(&mut cron));
-        assert_eq!(cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"], json!({}));
+        assert_eq!(
+            cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"],
+            json!({})
+        );
         let mut plain = json!({"metadata": {"name": "c"}, "data": {"initializers": "x"}});
         assert!(!strip(&mut plain));
     }

@@ -587,7 +587,10 @@ mod tests {
     fn pod_security_policies_are_skipped_with_a_reason() {
         let psp = json!({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy",
             "metadata": {"name": "p"}, "spec": {}});
-        assert!(matches!(upgrade(psp.clone(), &release(24)), Outcome::Kept(_)));
+        assert!(matches!(
+            upgrade(psp.clone(), &release(24)),
+            Outcome::Kept(_)
+        ));
         let Outcome::Skipped { reason, .. } = upgrade(psp, &release(25)) else {
             panic!("not skipped");
         };
@@ -615,7 +618,10 @@ mod tests {
         );
         assert_eq!(report.skipped.len(), 1);
         assert_eq!(report.skipped[0].application, "app");
-        assert_eq!(report.skipped[0].object, "PodSecurityPolicy.policy/v1beta1 p");
+        assert_eq!(
+            report.skipped[0].object,
+            "PodSecurityPolicy.policy/v1beta1 p"
+        );
     }
 
     #[test]

@@ -69,14 +69,14 @@ mod tests {
         assert_eq!(
             Value::Object(ing),
             json!({"spec": {"defaultBackend": {"service": {"name": "default", "port": {"number": 80}}},
-                "rules": [{"host": "a.example.com", "http": {"paths": [
-                    {"path": "/", "pathType": "ImplementationSpecific",
-                        "backend": {"service": {"name": "web", "port": {"name": "http"}}}},
-                    {"path": "/api", "pathType": "Prefix",
-                        "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
-                    {"path": "/static", "pathType": "ImplementationSpecific",
-                        "backend": {"resource": {"apiGroup": "k8s.example.com", "kind": "Bucket", "name": "b"}}}
-                ]}}]}})
+            "rules": [{"host": "a.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "ImplementationSpecific",
+                    "backend": {"service": {"name": "web", "port": {"name": "http"}}}},
+                {"path": "/api", "pathType": "Prefix",
+                    "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
+                {"path": "/static", "pathType": "ImplementationSpecific",
+                    "backend": {"resource": {"apiGroup": "k8s.example.com", "kind": "Bucket", "name": "b"}}}
+            ]}}]}})
         );
     }
 

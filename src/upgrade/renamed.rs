@@ -37,9 +37,11 @@ pub fn certificate_signing_request(csr: &mut Map<String, Value>) -> Result<(), S
     let spec = super::object_at(csr, "spec").ok_or("spec is not an object")?;
     let signer = spec.get("signerName").and_then(Value::as_str).unwrap_or("");
     if signer.is_empty() || signer == "kubernetes.io/legacy-unknown" {
-        return Err("certificates.k8s.io/v1 requires a spec.signerName other than \
+        return Err(
+            "certificates.k8s.io/v1 requires a spec.signerName other than \
                     kubernetes.io/legacy-unknown"
-            .into());
+                .into(),
+        );
     }
     spec.entry("usages")
         .or_insert_with(|| json!(["digital signature", "key encipherment"]));
@@ -76,7 +78,8 @@ mod tests {
 
     #[test]
     fn a_budget_with_a_selector_keeps_it() {
-        let mut pdb = map(json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}}));
+        let mut pdb =
+            map(json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}}));
         let before = pdb.clone();
         assert!(pod_disruption_budget(&mut pdb).is_ok());
         assert_eq!(pdb, before);
@@ -108,8 +111,10 @@ mod tests {
 
     #[test]
     fn endpoint_topology_moves_to_node_name_and_deprecated_topology() {
-        let mut slice = map(json!({"endpoints": [{"addresses": ["10.0.0.1"], "topology": {
-            "kubernetes.io/hostname": "node-1", "topology.kubernetes.io/zone": "a"}}]}));
+        let mut slice = map(
+            json!({"endpoints": [{"addresses": ["10.0.0.1"], "topology": {
+            "kubernetes.io/hostname": "node-1", "topology.kubernetes.io/zone": "a"}}]}),
+        );
         endpoint_slice(&mut slice).expect("converts");
         assert_eq!(
             Value::Object(slice)["endpoints"][0],

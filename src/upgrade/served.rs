@@ -36,8 +36,14 @@ impl Served {
     pub fn parse_release(text: &str) -> Result<Self, ServedParseError> {
         let error = || ServedParseError(text.to_string());
         let mut parts = text.trim().trim_start_matches('v').split('.');
-        let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(error)?;
-        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(error)?;
+        let major: u32 = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(error)?;
+        let minor: u32 = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(error)?;
         if major != 1 || parts.count() > 1 {
             return Err(error());
         }
@@ -69,8 +75,14 @@ mod tests {
 
     #[test]
     fn release_versions_parse() {
-        assert_eq!(Served::parse_release("1.31").ok(), Some(Served::release(1, 31)));
-        assert_eq!(Served::parse_release("v1.21.4").ok(), Some(Served::release(1, 21)));
+        assert_eq!(
+            Served::parse_release("1.31").ok(),
+            Some(Served::release(1, 31))
+        );
+        assert_eq!(
+            Served::parse_release("v1.21.4").ok(),
+            Some(Served::release(1, 21))
+        );
         for bad in ["", "1", "2.0", "1.x", "1.2.3.4", "one.two"] {
             assert!(Served::parse_release(bad).is_err(), "{bad}");
         }

@@ -144,7 +144,10 @@ mod tests {
             "spec": {"replicas": 2, "template": template()}}));
         from_extensions_v1beta1(&mut d).expect("converts");
         let d = Value::Object(d);
-        assert_eq!(d["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
+        assert_eq!(
+            d["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
         assert_eq!(d["metadata"]["labels"], json!({"app": "web"}));
         // extensions/v1beta1's rollout defaults, written out.
         assert_eq!(
@@ -157,12 +160,17 @@ mod tests {
 
     #[test]
     fn an_explicit_selector_labels_and_strategy_are_kept() {
-        let mut d = map(json!({"kind": "Deployment", "metadata": {"name": "web", "labels": {"team": "x"}},
+        let mut d = map(
+            json!({"kind": "Deployment", "metadata": {"name": "web", "labels": {"team": "x"}},
             "spec": {"selector": {"matchLabels": {"app": "web", "tier": "f"}},
-                "strategy": {"type": "Recreate"}, "rollbackTo": {"revision": 3}, "template": template()}}));
+                "strategy": {"type": "Recreate"}, "rollbackTo": {"revision": 3}, "template": template()}}),
+        );
         from_extensions_v1beta1(&mut d).expect("converts");
         let d = Value::Object(d);
-        assert_eq!(d["spec"]["selector"], json!({"matchLabels": {"app": "web", "tier": "f"}}));
+        assert_eq!(
+            d["spec"]["selector"],
+            json!({"matchLabels": {"app": "web", "tier": "f"}})
+        );
         assert_eq!(d["metadata"]["labels"], json!({"team": "x"}));
         assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
         assert_eq!(d["spec"].get("rollbackTo"), None);
@@ -176,7 +184,10 @@ mod tests {
         let ds = Value::Object(ds);
         assert_eq!(ds["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
         assert_eq!(ds["spec"].get("templateGeneration"), None);
-        assert_eq!(ds["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
+        assert_eq!(
+            ds["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
     }
 
     #[test]
@@ -186,8 +197,13 @@ mod tests {
         from_apps_v1beta1(&mut sts).expect("converts");
         let sts = Value::Object(sts);
         assert_eq!(sts["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
-        assert_eq!(sts["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
-        let mut d = map(json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": template()}}));
+        assert_eq!(
+            sts["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
+        let mut d = map(
+            json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": template()}}),
+        );
         from_apps_v1beta1(&mut d).expect("converts");
         assert_eq!(Value::Object(d)["spec"]["revisionHistoryLimit"], 2);
     }

@@ -90,12 +90,16 @@ async fn install(era: &Era) {
     // The KfDef file as released, but for its repo: kfctl's files have no metadata.name, and
     // `kfop apply -f` names it from the file name.
     let original = std::fs::read_to_string(&kfdef_file.0).expect("KfDef file");
-    assert!(original.contains(era.uri), "{} names {}", era.kfdef, era.uri);
-    let local = kfdef_file.1.path().join(
-        Path::new(era.kfdef)
-            .file_name()
-            .expect("KfDef file name"),
+    assert!(
+        original.contains(era.uri),
+        "{} names {}",
+        era.kfdef,
+        era.uri
     );
+    let local = kfdef_file
+        .1
+        .path()
+        .join(Path::new(era.kfdef).file_name().expect("KfDef file name"));
     std::fs::write(
         &local,
         original.replace(era.uri, &format!("file://{}", tarball.display())),
@@ -134,7 +138,12 @@ async fn install(era: &Era) {
         .map(|a| a.result.as_ref().map_or(0, Vec::len))
         .sum();
     for app in &apps {
-        assert!(app.result.is_ok(), "{}: {:?}", app.name, app.result.as_ref().err());
+        assert!(
+            app.result.is_ok(),
+            "{}: {:?}",
+            app.name,
+            app.result.as_ref().err()
+        );
     }
     let cluster = Cluster::new(client.clone());
     let served = cluster.served().await.expect("discovery");
@@ -148,8 +157,14 @@ async fn install(era: &Era) {
         .map(|crd| {
             (
                 (
-                    crd["spec"]["group"].as_str().unwrap_or_default().to_string(),
-                    crd["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string(),
+                    crd["spec"]["group"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    crd["spec"]["names"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 ),
                 crd["spec"]["scope"] == "Namespaced",
             )
@@ -258,7 +273,9 @@ async fn install(era: &Era) {
         assert_eq!(live.labels().get("kfop.dev/kfdef-uid"), Some(&uid), "{key}");
         let from = object["metadata"]["annotations"][UPGRADED_FROM_ANNOTATION].as_str();
         assert_eq!(
-            live.annotations().get(UPGRADED_FROM_ANNOTATION).map(String::as_str),
+            live.annotations()
+                .get(UPGRADED_FROM_ANNOTATION)
+                .map(String::as_str),
             from,
             "{key}"
         );
@@ -306,7 +323,11 @@ async fn install(era: &Era) {
             back.annotations().contains_key(UPGRADED_FROM_ANNOTATION),
             "{key}"
         );
-        eprintln!("{}: {key} healed in {} ms", era.name, healed.elapsed().as_millis());
+        eprintln!(
+            "{}: {key} healed in {} ms",
+            era.name,
+            healed.elapsed().as_millis()
+        );
     }
 
     // Deleting the KfDef removes everything it applied, upgraded CRDs included.
@@ -360,9 +381,22 @@ async fn unpacked_kfdef(tarball: &Path, era: &Era) -> (PathBuf, tempfile::TempDi
     (local.root.join(era.kfdef), dir)
 }
 
+/// Creates the namespace, after waiting for an earlier one of that name to finish terminating.
 async fn ensure_namespace(client: &Client, name: &str) {
     use k8s_openapi::api::core::v1::Namespace;
     let api: Api<Namespace> = Api::all(client.clone());
+    eventually(
+        INSTALL_DEADLINE,
+        &format!("namespace {name} not terminating"),
+        || async {
+            match api.get_opt(name).await {
+                Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_some() => None,
+                Ok(_) => Some(()),
+                Err(_) => None,
+            }
+        },
+    )
+    .await;
     let namespace: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("ns");
     match api.create(&PostParams::default(), &namespace).await {
@@ -394,7 +428,9 @@ async fn key_of(
         Some(namespaced) => *namespaced,
         None => match cluster.kind(group, version, &kind).await {
             Ok(Some(k)) => k.namespaced,
-            other => panic!("{kind}.{api_version} is neither served nor defined by a rendered CRD: {other:?}"),
+            other => panic!(
+                "{kind}.{api_version} is neither served nor defined by a rendered CRD: {other:?}"
+            ),
         },
     };
     ObjectKey {
@@ -461,10 +497,9 @@ async fn not_ready(
             None => failed_create_event(client, key).await,
         };
         match failure {
-            Some(f) if f.contains(WEBHOOK) => explained.push(format!(
-                "{key}: pods refused: {}",
-                first_quote(&f)
-            )),
+            Some(f) if f.contains(WEBHOOK) => {
+                explained.push(format!("{key}: pods refused: {}", first_quote(&f)))
+            }
             other => unexplained.push(format!("{key}: not ready ({other:?})")),
         }
     }
@@ -477,7 +512,10 @@ fn first_quote(error: &str) -> String {
         .split_once("webhook \"")
         .or_else(|| error.split_once("webhook \\\""))
         .and_then(|(_, rest)| rest.split(['"', '\\']).next())
-        .map_or_else(|| error.chars().take(200).collect(), |w| format!("webhook {w:?}"))
+        .map_or_else(
+            || error.chars().take(200).collect(),
+            |w| format!("webhook {w:?}"),
+        )
 }
 
 /// A server-side dry-run apply of the object as the operator would send it.
