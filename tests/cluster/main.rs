@@ -16,3 +16,4 @@ mod pytorchjob;
 mod self_heal;
 mod support;
 mod tfjob;
+mod upgrade;
