@@ -281,6 +281,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_last_of_duplicate_keys_wins() {
+        let text = "commonLabels: {a: b}\nresources: [x.yaml]\ncommonLabels: {c: d}\n";
+        assert_eq!(
+            parse_document(text).expect("parses"),
+            json!({"commonLabels": {"c": "d"}, "resources": ["x.yaml"]})
+        );
+    }
+
+    #[test]
     fn parses_kubernetes_scalars() {
         let docs = parse_documents("a: yes\nb: on\nc: \"2\"\nd: 0755\ne: ~\nf: 2019-01-01\n")
             .expect("parse");
