@@ -49,6 +49,8 @@ pub struct RenderedApplication {
     pub name: String,
     /// Its objects in kustomize's output order, or why there are none.
     pub result: Result<Vec<Value>, ApplicationError>,
+    /// Objects [`crate::upgrade`] left out: the cluster serves no equivalent kind.
+    pub skipped: Vec<crate::upgrade::Skipped>,
 }
 
 /// Fetches every repo the KfDef lists (each once), then renders every application in order.
@@ -86,6 +88,7 @@ pub async fn render(kfdef: &KfDef, cache: &RepoCache) -> Vec<RenderedApplication
         rendered.push(RenderedApplication {
             name: app.name.clone(),
             result,
+            skipped: Vec::new(),
         });
     }
     rendered

@@ -239,6 +239,49 @@ pub struct KfDefStatus {
     /// kfctl's record of where it cached each repo; kfop keeps it but does not write it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repos_cache: Vec<RepoCacheEntry>,
+    /// Rendered objects kfop rewrote into an API version the cluster serves, and those it left
+    /// out because the cluster serves no equivalent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrades: Option<UpgradeStatus>,
+}
+
+/// What kfop changed so that the cluster serves every rendered object (`docs/upgrade.md`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// How many objects were upgraded from an API version the cluster no longer serves (each
+    /// carries the annotation `kfop.dev/upgraded-from`).
+    pub upgraded: i64,
+    /// How many objects of each old apiVersion and kind were upgraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgraded_from: Vec<UpgradedKind>,
+    /// Objects not applied because the cluster serves no equivalent kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedObject>,
+}
+
+/// How many objects of one old apiVersion and kind were upgraded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradedKind {
+    /// The apiVersion the manifests use.
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// How many objects.
+    pub count: i64,
+}
+
+/// An object kfop did not apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedObject {
+    /// The application that rendered it.
+    pub application: String,
+    /// `Kind.apiVersion namespace/name`.
+    pub object: String,
+    /// Why it has no served equivalent.
+    pub reason: String,
 }
 
 impl KfDefStatus {
@@ -439,11 +482,120 @@ pub fn read_file(path: &Path) -> Result<Parsed, ParseError> {
     parse(&yaml, &source_name)
 }
 
+/// Names a KfDef document that has no `metadata.name` (kfctl took the name from the app folder,
+/// so its KfDef files have none): `name` if given, else one made from the file name
+/// (`kfctl_k8s_istio.v1.0.2.yaml` → `kfctl-k8s-istio-v1-0-2`). Returns the name it set, `None`
+/// for any other document or a KfDef that has a name.
+pub fn name_unnamed(
+    document: &mut serde_json::Value,
+    name: Option<&str>,
+    file: &Path,
+) -> Result<Option<String>, String> {
+    let is_kfdef = document.get("apiVersion").and_then(|v| v.as_str()) == Some(API_VERSION)
+        && document.get("kind").and_then(|v| v.as_str()) == Some("KfDef");
+    let named = document
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .is_some_and(|n| !n.is_empty());
+    if !is_kfdef || named {
+        return Ok(None);
+    }
+    let chosen = match name {
+        Some(given) => {
+            if name_from(given) != given {
+                return Err(format!(
+                    "--name {given:?} is not a valid name (lowercase letters, digits and '-', at most 63)"
+                ));
+            }
+            given.to_string()
+        }
+        None => {
+            let stem = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .trim_end_matches(".yaml")
+                .trim_end_matches(".yml")
+                .trim_end_matches(".json");
+            let derived = name_from(stem);
+            if derived.is_empty() {
+                return Err(format!(
+                    "{}: the KfDef has no metadata.name and none can be made from the file name; give --name",
+                    file.display()
+                ));
+            }
+            derived
+        }
+    };
+    let Some(object) = document.as_object_mut() else {
+        return Ok(None);
+    };
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| serde_json::json!({}));
+    if !metadata.is_object() {
+        *metadata = serde_json::json!({});
+    }
+    metadata["name"] = serde_json::Value::String(chosen.clone());
+    Ok(Some(chosen))
+}
+
+/// A DNS-1123 label made from `text`: lowercased, other characters turned into `-`, trimmed
+/// to 63 characters that start and end with a letter or digit.
+fn name_from(text: &str) -> String {
+    let mapped: String = text
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut name = String::new();
+    for c in mapped.trim_matches('-').chars() {
+        if !(c == '-' && name.ends_with('-')) {
+            name.push(c);
+        }
+    }
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kube::CustomResourceExt;
     use serde_json::json;
+
+    #[test]
+    fn an_unnamed_kfdef_is_named_from_the_flag_or_the_file() {
+        let file = Path::new("kfdef/kfctl_k8s_istio.v1.0.2.yaml");
+        let kfdef = || json!({"apiVersion": API_VERSION, "kind": "KfDef", "spec": {}});
+        let mut document = kfdef();
+        assert_eq!(
+            name_unnamed(&mut document, None, file),
+            Ok(Some("kfctl-k8s-istio-v1-0-2".into()))
+        );
+        assert_eq!(document["metadata"]["name"], "kfctl-k8s-istio-v1-0-2");
+        let mut document = kfdef();
+        assert_eq!(
+            name_unnamed(&mut document, Some("kubeflow"), file),
+            Ok(Some("kubeflow".into()))
+        );
+        assert!(name_unnamed(&mut kfdef(), Some("Not Valid"), file).is_err());
+        assert!(name_unnamed(&mut kfdef(), None, Path::new("___.yaml")).is_err());
+        // A named KfDef and other documents are left alone.
+        let mut named =
+            json!({"apiVersion": API_VERSION, "kind": "KfDef", "metadata": {"name": "kf"}});
+        assert_eq!(name_unnamed(&mut named, Some("other"), file), Ok(None));
+        assert_eq!(named["metadata"]["name"], "kf");
+        let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace"});
+        assert_eq!(name_unnamed(&mut namespace, None, file), Ok(None));
+        assert_eq!(namespace.get("metadata"), None);
+    }
 
     #[test]
     fn parses_a_minimal_kfdef_and_reports_unknown_fields() {

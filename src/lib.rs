@@ -15,6 +15,7 @@ pub mod operator;
 pub mod patch;
 pub mod render;
 pub mod repos;
+pub mod upgrade;
 
 /// The Kubernetes version kfop is built and tested against (the single source is
 /// `hack/control-plane/VERSION`, which `make control-plane` builds).

@@ -109,6 +109,14 @@ struct RenderArgs {
     /// Where fetched repos are cached.
     #[arg(long, env = "KFOP_REPO_CACHE")]
     repo_cache: Option<PathBuf>,
+    /// Upgrade objects of API versions Kubernetes X.Y no longer serves, as the operator does on
+    /// such a cluster (each marked with the annotation kfop.dev/upgraded-from).
+    #[arg(long = "kube-version", value_name = "X.Y", value_parser = parse_kube_version)]
+    kube_version: Option<kfop::upgrade::Served>,
+}
+
+fn parse_kube_version(text: &str) -> Result<kfop::upgrade::Served, String> {
+    kfop::upgrade::Served::parse_release(text).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -116,6 +124,10 @@ struct ApplyArgs {
     /// The YAML file to apply.
     #[arg(short = 'f', long = "filename")]
     file: PathBuf,
+    /// The name of a KfDef in the file that has none (kfctl's KfDef files have no
+    /// metadata.name); default: from the file name.
+    #[arg(long)]
+    name: Option<String>,
     /// How long to keep retrying documents whose kind is not served yet (a CRD being installed).
     #[arg(long, default_value_t = 60)]
     wait_seconds: u64,
@@ -212,7 +224,17 @@ async fn render(args: RenderArgs) -> Result<(), String> {
     if let Some(dir) = &args.kustomize {
         let renderer = kfop::render::Renderer::new(None).map_err(|e| e.to_string())?;
         let objects = renderer.render(dir).map_err(|e| e.to_string())?;
-        print!("{}", to_yaml_stream(&objects).map_err(|e| e.to_string())?);
+        let mut apps = vec![kfop::applications::RenderedApplication {
+            name: dir.display().to_string(),
+            result: Ok(objects),
+            skipped: Vec::new(),
+        }];
+        if let Some(served) = &args.kube_version {
+            report_upgrades(&kfop::upgrade::applications(&mut apps, served));
+        }
+        if let Some(Ok(objects)) = apps.pop().map(|a| a.result) {
+            print!("{}", to_yaml_stream(&objects).map_err(|e| e.to_string())?);
+        }
         return Ok(());
     }
     let Some(file) = &args.file else {
@@ -235,7 +257,10 @@ async fn render(args: RenderArgs) -> Result<(), String> {
         .unwrap_or_else(kfop::repos::RepoCache::default_dir);
     let cache = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
     // Relative repo paths resolve against the working directory, as they do for `kfop run`.
-    let rendered = kfop::applications::render(&kfdef, &cache).await;
+    let mut rendered = kfop::applications::render(&kfdef, &cache).await;
+    if let Some(served) = &args.kube_version {
+        report_upgrades(&kfop::upgrade::applications(&mut rendered, served));
+    }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -272,6 +297,24 @@ async fn render(args: RenderArgs) -> Result<(), String> {
     }
 }
 
+/// Says on standard error what `--kube-version` upgraded and skipped.
+fn report_upgrades(report: &kfop::upgrade::Report) {
+    for ((api_version, kind), count) in &report.upgraded {
+        eprintln!("kfop: upgraded {count} {kind} from {api_version}");
+    }
+    for skipped in &report.skipped {
+        eprintln!(
+            "kfop: skipped {} (application {}): {}",
+            skipped.object, skipped.application, skipped.reason
+        );
+    }
+    eprintln!(
+        "kfop: {} objects upgraded, {} skipped",
+        report.upgraded_count(),
+        report.skipped.len()
+    );
+}
+
 fn write_bundle(dir: &std::path::Path) -> Result<(), String> {
     for file in kfop::bundle::files().map_err(|e| e.to_string())? {
         let path = dir.join(&file.path);
@@ -296,7 +339,19 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     let cluster = Cluster::new(client.clone());
     let namespace = client.default_namespace().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait_seconds);
-    for document in documents {
+    for mut document in documents {
+        if let Some(name) =
+            kfop::kfdef::name_unnamed(&mut document, args.name.as_deref(), &args.file)?
+        {
+            println!(
+                "KfDef has no metadata.name; naming it {name:?} ({}). For kubectl, add `metadata: {{name: {name}}}` to the file.",
+                if args.name.is_some() {
+                    "--name"
+                } else {
+                    "from the file name; --name sets another"
+                }
+            );
+        }
         let desired = kfop::operator::objects::plain(document, &namespace)?;
         loop {
             match cluster.apply(&desired).await {

@@ -34,6 +34,9 @@ const CONTROLLERS: &[&str] = &[
     "replicaset-controller",
     "statefulset-controller",
     "job-controller",
+    // Removes the `kubernetes.io/pvc-protection` finalizer once no pod uses a claim: without it
+    // a deleted PersistentVolumeClaim never goes away.
+    "persistentvolumeclaim-protection-controller",
 ];
 
 /// How long each component may take to become ready.

@@ -1,19 +1,22 @@
-//! The thin edge to the API server: which kinds exist and how they are scoped, server-side apply
-//! of one object, reading one object's metadata, and deleting one object.
+//! The thin edge to the API server: which kinds exist and how they are scoped, which API
+//! versions are served, server-side apply of one object, reading one object's metadata, and
+//! deleting one object.
 
 use super::inventory::ObjectId;
 use super::objects::{
     ADOPTED_ANNOTATION, APPLICATION_LABEL, DesiredObject, FIELD_MANAGER, HASH_ANNOTATION,
     KFDEF_ANNOTATION, KFDEF_UID_LABEL,
 };
+use crate::upgrade::Served;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PartialObjectMeta, Patch,
     PatchParams,
 };
 use kube::discovery::Scope;
 use kube::{Api, Client};
+use std::collections::BTreeSet;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A kind the API server serves.
 #[derive(Debug, Clone)]
@@ -54,10 +57,23 @@ fn not_found_is_none<T>(result: Result<Option<T>, kube::Error>) -> Result<Option
     }
 }
 
+/// The kinds (not subresources) of a discovery resource list.
+fn kinds_of(
+    list: k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList,
+) -> BTreeSet<String> {
+    list.resources
+        .into_iter()
+        .filter(|r| !r.name.contains('/'))
+        .map(|r| r.kind)
+        .collect()
+}
+
 /// Discovery with a cache, and object operations by kind.
 pub struct Cluster {
     client: Client,
     kinds: Mutex<HashMap<(String, String, String), Kind>>,
+    /// The served API versions, until a CRD or APIService is applied.
+    served: Mutex<Option<Arc<Served>>>,
 }
 
 impl Cluster {
@@ -66,6 +82,53 @@ impl Cluster {
         Self {
             client,
             kinds: Mutex::new(HashMap::new()),
+            served: Mutex::new(None),
+        }
+    }
+
+    /// The API versions the server serves, with the kinds of those kfop may upgrade from
+    /// (cached; read again after kfop applies a CRD or an APIService).
+    pub async fn served(&self) -> Result<Arc<Served>, kube::Error> {
+        if let Ok(served) = self.served.lock()
+            && let Some(served) = served.as_ref()
+        {
+            return Ok(served.clone());
+        }
+        let mut versions: Vec<(String, Option<BTreeSet<String>>)> = Vec::new();
+        for version in self.client.list_core_api_versions().await?.versions {
+            let kinds = if crate::upgrade::has_rules(&version) {
+                let list = self.client.list_core_api_resources(&version).await?;
+                Some(kinds_of(list))
+            } else {
+                None
+            };
+            versions.push((version, kinds));
+        }
+        for group in self.client.list_api_groups().await?.groups {
+            for version in group.versions {
+                let kinds = if crate::upgrade::has_rules(&version.group_version) {
+                    let list = self
+                        .client
+                        .list_api_group_resources(&version.group_version)
+                        .await?;
+                    Some(kinds_of(list))
+                } else {
+                    None
+                };
+                versions.push((version.group_version, kinds));
+            }
+        }
+        let served = Arc::new(Served::discovered(versions));
+        if let Ok(mut cached) = self.served.lock() {
+            *cached = Some(served.clone());
+        }
+        Ok(served)
+    }
+
+    /// Forgets the served versions (a CRD or APIService may have added some).
+    fn refresh_served(&self) {
+        if let Ok(mut cached) = self.served.lock() {
+            *cached = None;
         }
     }
 
@@ -133,6 +196,13 @@ impl Cluster {
             .api(&kind, key.namespace.as_deref())
             .patch(&key.name, &params, &Patch::Apply(&desired.object))
             .await?;
+        if matches!(
+            (key.group.as_str(), key.kind.as_str()),
+            ("apiextensions.k8s.io", "CustomResourceDefinition")
+                | ("apiregistration.k8s.io", "APIService")
+        ) {
+            self.refresh_served();
+        }
         Ok(written.metadata.resource_version)
     }
 

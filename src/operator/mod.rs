@@ -8,6 +8,7 @@ pub mod objects;
 pub mod plan;
 mod reconcile;
 pub mod status;
+mod upgrades;
 pub mod watch;
 
 use crate::applications::RenderedApplication;

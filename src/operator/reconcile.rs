@@ -71,9 +71,20 @@ async fn rendered(kfdef: &KfDef, ctx: &Context) -> Arc<Vec<RenderedApplication>>
     {
         return apps.clone();
     }
-    let apps = Arc::new(crate::applications::render(kfdef, &ctx.repos).await);
-    if let Ok(mut renders) = ctx.renders.lock() {
-        renders.insert(uid, (generation, apps.clone()));
+    let mut apps = crate::applications::render(kfdef, &ctx.repos).await;
+    // Objects of API versions the cluster no longer serves are rewritten before anything else
+    // sees them: inventory, self-heal, prune and cleanup all work on the upgraded identity.
+    let upgraded = super::upgrades::upgrade(&ctx.cluster, &kfdef.name_any(), &mut apps).await;
+    let apps = Arc::new(apps);
+    match upgraded {
+        Ok(()) => {
+            if let Ok(mut renders) = ctx.renders.lock() {
+                renders.insert(uid, (generation, apps.clone()));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(kfdef = %kfdef.name_any(), error = %e, "discovery failed; objects of removed API versions wait for the next reconcile")
+        }
     }
     apps
 }
@@ -456,13 +467,19 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     }
 
     // Status.
-    let status = status::build(
+    let mut status = status::build(
         Some(&previous_status),
         generation,
         &outcomes,
         inventory,
         Time(Timestamp::now()),
     );
+    status.upgrades = crate::upgrade::status(&apps);
+    if let Some(note) =
+        super::upgrades::skipped_note(previous_status.upgrades.as_ref(), status.upgrades.as_ref())
+    {
+        publish(&ctx, &kfdef, EventType::Warning, "Skipped", note).await;
+    }
     if stored != status && written_last.as_ref() != Some(&status) {
         write_status(&ctx, &kfdef, status.clone()).await?;
     }
@@ -565,9 +582,15 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
         let remaining: Vec<String> = futures::stream::iter(wave.clone())
             .map(|(id, version)| {
                 let ctx = &ctx;
+                let owner = &owner;
                 async move {
                     if let Err(e) = ctx.cluster.delete(&id, &version).await {
                         tracing::warn!(object = %id, error = %e, "delete failed; will retry");
+                    }
+                    // The KfDef's own namespace cannot go before the KfDef does: it is
+                    // deleted, and finishes once the finalizer is removed.
+                    if id.group.is_empty() && id.kind == "Namespace" && id.name == owner.namespace {
+                        return None;
                     }
                     match ctx.cluster.metadata(&id, &version).await {
                         Ok(None) => None,

@@ -216,6 +216,8 @@ pub fn build(
         applications,
         inventory,
         repos_cache: previous.map(|p| p.repos_cache.clone()).unwrap_or_default(),
+        // Set from the render (`crate::upgrade::status`).
+        upgrades: None,
     }
 }
 

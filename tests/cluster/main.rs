@@ -18,3 +18,4 @@ mod pytorchjob;
 mod self_heal;
 mod support;
 mod tfjob;
+mod upgrade;
