@@ -9,7 +9,7 @@ use crate::operator_support as op;
 use crate::support::{self, eventually};
 use kfop::kfdef::{InventoryEntry, KfDef};
 use kfop::operator::cluster::Cluster;
-use kfop::operator::objects::ObjectKey;
+use kfop::operator::inventory::ObjectId as ObjectKey;
 use kfop::upgrade::UPGRADED_FROM_ANNOTATION;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -187,7 +187,7 @@ async fn install(era: &Era) {
             .status
             .iter()
             .flat_map(|s| s.inventory.iter())
-            .map(ObjectKey::from)
+            .map(|e| e.id.clone())
             .collect();
         let missing: Vec<String> = expected
             .keys()
@@ -343,7 +343,7 @@ async fn install(era: &Era) {
     .await;
     let mut remaining = Vec::new();
     for entry in inventory.iter().filter(|e| e.adopted != Some(true)) {
-        let key = ObjectKey::from(entry);
+        let key = entry.id.clone();
         if let Ok(Some(live)) = cluster.metadata(&key, &entry.version).await
             && live.metadata.deletion_timestamp.is_none()
         {
@@ -353,7 +353,7 @@ async fn install(era: &Era) {
     assert!(remaining.is_empty(), "left behind: {remaining:?}");
     let crds_gone = inventory
         .iter()
-        .filter(|e| e.kind == "CustomResourceDefinition")
+        .filter(|e| e.id.kind == "CustomResourceDefinition")
         .count();
     eprintln!(
         "{}: deleted {} objects ({crds_gone} CRDs) in {:.1} s",

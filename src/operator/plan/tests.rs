@@ -48,6 +48,7 @@ fn app(name: &str, objects: Vec<Value>) -> RenderedApplication {
     RenderedApplication {
         name: name.into(),
         result: Ok(objects),
+        skipped: Vec::new(),
     }
 }
 
@@ -55,6 +56,7 @@ fn broken(name: &str) -> RenderedApplication {
     RenderedApplication {
         name: name.into(),
         result: Err(ApplicationError::NoRepoRef { app: name.into() }),
+        skipped: Vec::new(),
     }
 }
 
