@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cache;
 pub mod control_plane;
 pub mod crds;
+pub mod framework;
 pub mod http_client;
 pub mod jobs;
 pub mod kfdef;
