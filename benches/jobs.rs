@@ -181,7 +181,10 @@ async fn main() -> Result<(), BoxError> {
         );
     };
     pods_line(
-        &format!("API server ceiling (the same {} pods, 64 in flight)", args.tasks),
+        &format!(
+            "API server ceiling (the same {} pods, 64 in flight)",
+            args.tasks
+        ),
         args.tasks,
         framework_ceiling,
     );
@@ -277,7 +280,9 @@ async fn framework_run(
     let frameworks: Api<Framework> = Api::namespaced(client.clone(), &ns);
     let framework = bench_framework(tasks)?;
     let started = Instant::now();
-    frameworks.create(&PostParams::default(), &framework).await?;
+    frameworks
+        .create(&PostParams::default(), &framework)
+        .await?;
     let seconds = pods.await?.duration_since(started).as_secs_f64();
     eprintln!("framework: {tasks} pods in {seconds:.2}s");
     controller.kill().await?;

@@ -434,11 +434,13 @@ fn framework_config(
     let Some(path) = path else {
         return Ok(kfop::framework::engine::Config::default());
     };
-    let yaml = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let classifier =
-        kfop::framework::completion::Classifier::from_config_yaml(&path.display().to_string(), &yaml)
-            .map_err(|e| e.to_string())?;
+    let yaml =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let classifier = kfop::framework::completion::Classifier::from_config_yaml(
+        &path.display().to_string(),
+        &yaml,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(kfop::framework::engine::Config { classifier })
 }
 

@@ -20,6 +20,8 @@ pub const MAX_TASK_NUMBER: i32 = 10000;
 
 /// The desired state of a Framework: task roles, each a number of identical tasks (pods), and how
 /// tasks and the whole framework are retried and completed.
+// The printer columns repeat `type_` values, which this lint mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "frameworkcontroller.microsoft.com",
@@ -485,6 +487,25 @@ mod tests {
 
     #[test]
     fn status_round_trips_frameworkcontroller_json() {
+        let completion = serde_json::json!({
+            "code": 200, "phrase": "ContainerTransientFailed",
+            "type": {"name": "Failed", "attributes": ["Transient"]},
+            "diagnostics": "Pod failed",
+            "pod": {"containers": [{"name": "c", "reason": "Error", "code": 200}]}
+        });
+        let attempt = serde_json::json!({
+            "id": 0, "startTime": "2024-01-02T03:04:05Z", "runTime": null,
+            "completionTime": "2024-01-02T03:04:05Z", "instanceUID": "0_p",
+            "podName": "fw-worker-0", "podUID": "p", "podNodeName": "n",
+            "podIP": "10.0.0.1", "podHostIP": "10.0.0.2", "completionStatus": completion,
+        });
+        let task = serde_json::json!({
+            "index": 0, "instanceUID": "t", "startTime": "2024-01-02T03:04:05Z",
+            "runTime": null, "completionTime": null, "state": "AttemptCompleted",
+            "transitionTime": "2024-01-02T03:04:05Z", "deletionPending": false,
+            "retryPolicyStatus": {"totalRetriedCount": 0, "accountableRetriedCount": 0, "retryDelaySec": 0},
+            "attemptStatus": attempt,
+        });
         let json = serde_json::json!({
             "startTime": "2024-01-02T03:04:05Z", "runTime": null, "completionTime": null,
             "state": "AttemptRunning", "transitionTime": "2024-01-02T03:04:05Z",
@@ -495,26 +516,9 @@ mod tests {
                 "completionStatus": null,
                 "taskRoleStatuses": [{
                     "name": "worker", "instanceUID": "r", "podGracefulDeletionTimeoutSec": 600,
-                    "taskStatuses": [{
-                        "index": 0, "instanceUID": "t", "startTime": "2024-01-02T03:04:05Z",
-                        "runTime": null, "completionTime": null, "state": "AttemptCompleted",
-                        "transitionTime": "2024-01-02T03:04:05Z", "deletionPending": false,
-                        "retryPolicyStatus": {"totalRetriedCount": 0, "accountableRetriedCount": 0, "retryDelaySec": 0},
-                        "attemptStatus": {
-                            "id": 0, "startTime": "2024-01-02T03:04:05Z", "runTime": null,
-                            "completionTime": "2024-01-02T03:04:05Z", "instanceUID": "0_p",
-                            "podName": "fw-worker-0", "podUID": "p", "podNodeName": "n",
-                            "podIP": "10.0.0.1", "podHostIP": "10.0.0.2",
-                            "completionStatus": {
-                                "code": 200, "phrase": "ContainerTransientFailed",
-                                "type": {"name": "Failed", "attributes": ["Transient"]},
-                                "diagnostics": "Pod failed",
-                                "pod": {"containers": [{"name": "c", "reason": "Error", "code": 200}]}
-                            }
-                        }
-                    }]
-                }]
-            }
+                    "taskStatuses": [task],
+                }],
+            },
         });
         let status: FrameworkStatus = serde_json::from_value(json.clone()).expect("status");
         assert_eq!(serde_json::to_value(&status).expect("json"), json);
@@ -534,6 +538,9 @@ mod tests {
         }))
         .expect("spec");
         assert_eq!(spec.execution_type, ExecutionType::Start);
-        assert_eq!(spec.task_roles[0].task.pod_graceful_deletion_timeout_sec, None);
+        assert_eq!(
+            spec.task_roles[0].task.pod_graceful_deletion_timeout_sec,
+            None
+        );
     }
 }

@@ -4,8 +4,8 @@
 
 use super::api::{
     CompletionStatus, CompletionType, CompletionTypeAttribute, CompletionTypeName,
-    ContainerCompletionStatus, PodCompletionStatus, RetryPolicySpec, RetryPolicyStatus,
-    EXTENDED_UNLIMITED, UNLIMITED,
+    ContainerCompletionStatus, EXTENDED_UNLIMITED, PodCompletionStatus, RetryPolicySpec,
+    RetryPolicyStatus, UNLIMITED,
 };
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::Deserialize;
@@ -546,7 +546,10 @@ pub fn should_retry(
             false,
             true,
             0,
-            format!("CompletionCode is {}, {}", completion.code, completion.phrase),
+            format!(
+                "CompletionCode is {}, {}",
+                completion.code, completion.phrase
+            ),
         );
     }
     let type_ = &completion.type_;

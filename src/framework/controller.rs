@@ -180,12 +180,15 @@ async fn reconcile(framework: Arc<Framework>, ctx: Arc<Context>) -> Result<Reque
 
     let base = ctx.base_status(&key, &uid, framework.status.as_ref());
     let mut observed = Observed {
-        config_map: ctx.config_maps.get(
-            &ObjectRef::new(&objects::config_map_name(&name)).within(&namespace),
-        ),
+        config_map: ctx
+            .config_maps
+            .get(&ObjectRef::new(&objects::config_map_name(&name)).within(&namespace)),
         pods: HashMap::new(),
     };
-    for role in base.iter().flat_map(|s| &s.attempt_status.task_role_statuses) {
+    for role in base
+        .iter()
+        .flat_map(|s| &s.attempt_status.task_role_statuses)
+    {
         for task in &role.task_statuses {
             let pod_name = &task.attempt_status.pod_name;
             if let Some(pod) = ctx.pods.get(&ObjectRef::new(pod_name).within(&namespace)) {
@@ -283,9 +286,7 @@ impl Context {
         let now = Instant::now();
         written.retain(|_, (_, _, when)| now.saturating_duration_since(*when) < WRITTEN_EXPIRY);
         match written.get(key) {
-            Some((written_uid, status, _))
-                if written_uid == uid && Some(status) != cached =>
-            {
+            Some((written_uid, status, _)) if written_uid == uid && Some(status) != cached => {
                 Some(status.clone())
             }
             Some(_) => {
@@ -365,7 +366,9 @@ impl Context {
                 let created = api
                     .create(&PostParams::default(), &cm)
                     .await
-                    .map_err(|source| fail(format!("creating ConfigMap {}", cm.name_any()), source))?;
+                    .map_err(|source| {
+                        fail(format!("creating ConfigMap {}", cm.name_any()), source)
+                    })?;
                 tracing::info!(framework = key, attempt, "created the attempt ConfigMap");
                 Ok(Some(Outcome::ConfigMapCreated {
                     attempt,
@@ -444,7 +447,11 @@ impl Context {
                 match api.delete(&name, &params).await {
                     Ok(_) => {
                         if force {
-                            tracing::warn!(framework = key, pod = name, "force-deleted a pod past its graceful deletion timeout");
+                            tracing::warn!(
+                                framework = key,
+                                pod = name,
+                                "force-deleted a pod past its graceful deletion timeout"
+                            );
                         }
                     }
                     Err(e) if is_gone(&e) => {}

@@ -61,6 +61,7 @@ mod tests {
     fn every_upstream_example_deserializes_as_a_framework() {
         let examples = fixtures();
         assert!(examples.len() >= 12, "{}", examples.len());
+        let pattern = regex::Regex::new(NAME_PATTERN).expect("re");
         for (path, text) in examples {
             let docs: Vec<serde_json::Value> =
                 serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -70,10 +71,14 @@ mod tests {
                 .unwrap_or_else(|| panic!("{path}: no Framework"));
             let framework: Framework =
                 serde_json::from_value(framework).unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert_eq!(framework.spec.execution_type, ExecutionType::Start, "{path}");
+            assert_eq!(
+                framework.spec.execution_type,
+                ExecutionType::Start,
+                "{path}"
+            );
             assert!(!framework.spec.task_roles.is_empty(), "{path}");
             let name = framework.metadata.name.unwrap_or_default();
-            assert!(regex::Regex::new(NAME_PATTERN).expect("re").is_match(&name));
+            assert!(pattern.is_match(&name), "{path}: {name}");
         }
     }
 
@@ -85,9 +90,21 @@ mod tests {
             Some("frameworks.frameworkcontroller.microsoft.com")
         );
         let version = &crd.spec.versions[0];
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
         let yaml = serde_json::to_string(&crd).expect("json");
-        assert!(yaml.contains("x-kubernetes-list-map-keys"), "task roles keyed by name");
-        assert!(yaml.contains("oldSelf == 'Create'"), "executionType moves forward only");
+        assert!(
+            yaml.contains("x-kubernetes-list-map-keys"),
+            "task roles keyed by name"
+        );
+        assert!(
+            yaml.contains("oldSelf == 'Create'"),
+            "executionType moves forward only"
+        );
     }
 }

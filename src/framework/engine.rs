@@ -511,18 +511,21 @@ impl Sync<'_> {
             })
             .collect();
         let done = |t: &TaskStatus| t.deletion_pending && t.state == TaskState::Completed;
-        self.status.attempt_status.task_role_statuses.retain_mut(|role| {
-            let want = wanted.get(&role.name).copied();
-            while role.task_statuses.len() > want.unwrap_or(0)
-                && role.task_statuses.last().is_some_and(done)
-            {
-                role.task_statuses.pop();
-                changed = true;
-            }
-            let gone = want.is_none() && role.task_statuses.is_empty();
-            changed |= gone;
-            !gone
-        });
+        self.status
+            .attempt_status
+            .task_role_statuses
+            .retain_mut(|role| {
+                let want = wanted.get(&role.name).copied();
+                while role.task_statuses.len() > want.unwrap_or(0)
+                    && role.task_statuses.last().is_some_and(done)
+                {
+                    role.task_statuses.pop();
+                    changed = true;
+                }
+                let gone = want.is_none() && role.task_statuses.is_empty();
+                changed |= gone;
+                !gone
+            });
         for role in &mut self.status.attempt_status.task_role_statuses {
             let Some(want) = wanted.get(&role.name).copied() else {
                 continue;
@@ -589,7 +592,11 @@ impl Sync<'_> {
         Cached::Blocked
     }
 
-    fn complete_framework_attempt(&mut self, force: bool, completion: FrameworkAttemptCompletionStatus) {
+    fn complete_framework_attempt(
+        &mut self,
+        force: bool,
+        completion: FrameworkAttemptCompletionStatus,
+    ) {
         let now = self.time();
         let attempt = &mut self.status.attempt_status;
         attempt.completion_status.get_or_insert(completion);
@@ -662,7 +669,10 @@ impl Sync<'_> {
                                 self.config.classifier.creation_timeout_sec
                             )
                         };
-                        self.complete_framework_attempt(true, framework_completion(code, diagnostics));
+                        self.complete_framework_attempt(
+                            true,
+                            framework_completion(code, diagnostics),
+                        );
                         return;
                     }
                     if self.status.state != FrameworkState::AttemptCreationPending {
@@ -696,13 +706,20 @@ impl Sync<'_> {
                             _ => {}
                         }
                     } else {
-                        self.status.attempt_status.completion_status.get_or_insert_with(|| {
-                            framework_completion(
-                                completion::CONFIG_MAP_EXTERNAL_DELETED,
-                                "ConfigMap is being deleted by others",
-                            )
-                        });
-                        transition_framework(&mut self.status, FrameworkState::AttemptDeleting, &now);
+                        self.status
+                            .attempt_status
+                            .completion_status
+                            .get_or_insert_with(|| {
+                                framework_completion(
+                                    completion::CONFIG_MAP_EXTERNAL_DELETED,
+                                    "ConfigMap is being deleted by others",
+                                )
+                            });
+                        transition_framework(
+                            &mut self.status,
+                            FrameworkState::AttemptDeleting,
+                            &now,
+                        );
                     }
                 }
             }
@@ -826,7 +843,11 @@ impl Sync<'_> {
             format!("{uid}-{id}-{counter}")
         };
         self.status.attempt_status = new_attempt(self.framework, id, self.now, &mut attempt_uid);
-        transition_framework(&mut self.status, FrameworkState::AttemptCreationPending, &now);
+        transition_framework(
+            &mut self.status,
+            FrameworkState::AttemptCreationPending,
+            &now,
+        );
     }
 
     /// The delay before retrying after a transient conflict failure: spread over the configured
@@ -859,7 +880,11 @@ impl Sync<'_> {
             };
             let policy = role.framework_attempt_completion_policy;
             for (min, name, what) in [
-                (policy.min_failed_task_count, CompletionTypeName::Failed, "FailedTaskCount"),
+                (
+                    policy.min_failed_task_count,
+                    CompletionTypeName::Failed,
+                    "FailedTaskCount",
+                ),
                 (
                     policy.min_succeeded_task_count,
                     CompletionTypeName::Succeeded,
@@ -880,7 +905,10 @@ impl Sync<'_> {
                 };
                 tasks.sort_by_key(|t| t.completion_time.as_ref().map(|c| c.0));
                 let trigger = tasks[nth];
-                let when = trigger.completion_time.clone().unwrap_or_else(|| self.time());
+                let when = trigger
+                    .completion_time
+                    .clone()
+                    .unwrap_or_else(|| self.time());
                 if first.as_ref().is_none_or(|(t, _)| when.0 < t.0) {
                     let completion = trigger
                         .attempt_status
@@ -983,8 +1011,8 @@ impl Sync<'_> {
         }
         let mut actions = Vec::new();
         let mut requeue = None;
-        let task = &mut self.status.attempt_status.task_role_statuses[role_status].task_statuses
-            [index];
+        let task =
+            &mut self.status.attempt_status.task_role_statuses[role_status].task_statuses[index];
         if task.state != TaskState::AttemptCompleted {
             let pod = managed_pod(
                 self.observed,
@@ -1015,14 +1043,17 @@ impl Sync<'_> {
                                 "User has requested to delete the Task by Framework ScaleDown"
                                     .to_string(),
                             )
-                        } else if let Some(left) = remaining(&task.transition_time, timeout, self.now)
+                        } else if let Some(left) =
+                            remaining(&task.transition_time, timeout, self.now)
                         {
                             requeue = Some(left);
                             (0, String::new())
                         } else {
                             (
                                 completion::POD_LOCAL_CACHE_CREATION_TIMEOUT,
-                                format!("Pod does not appear in the local cache within timeout {timeout}s, so consider it was deleted and explicitly delete it"),
+                                format!(
+                                    "Pod does not appear in the local cache within timeout {timeout}s, so consider it was deleted and explicitly delete it"
+                                ),
                             )
                         };
                         if code != 0 {
@@ -1114,15 +1145,15 @@ impl Sync<'_> {
                             _ => {}
                         }
                     } else {
-                        task.attempt_status.completion_status.get_or_insert_with(|| {
-                            TaskAttemptCompletionStatus {
+                        task.attempt_status
+                            .completion_status
+                            .get_or_insert_with(|| TaskAttemptCompletionStatus {
                                 status: completion::status(
                                     completion::POD_EXTERNAL_DELETED,
                                     "Pod is being deleted by others",
                                 ),
                                 pod: None,
-                            }
-                        });
+                            });
                         transition_task(task, TaskState::AttemptDeleting, &now);
                         force_delete_if_overdue(
                             &pod,
@@ -1166,17 +1197,15 @@ impl Sync<'_> {
                 .map(|c| c.status.clone())
                 .unwrap_or_default();
             let decision = match &retry_policy {
-                Some(policy) => completion::should_retry(
-                    policy,
-                    &task.retry_policy_status,
-                    &completion,
-                    0,
-                ),
-                None => completion::RetryDecision {
+                Some(policy) if !framework_completing => {
+                    completion::should_retry(policy, &task.retry_policy_status, &completion, 0)
+                }
+                // The attempt is completing, or the role is gone: no retry.
+                _ => completion::RetryDecision {
                     retry: false,
                     accountable: true,
                     delay_sec: 0,
-                    reason: "TaskRoleSpec is already deleted".into(),
+                    reason: "FrameworkAttempt is completing or TaskRoleSpec is deleted".into(),
                 },
             };
             let framework_name = self.framework.name_any();
@@ -1216,8 +1245,8 @@ impl Sync<'_> {
             return;
         }
 
-        let task = &mut self.status.attempt_status.task_role_statuses[role_status].task_statuses
-            [index];
+        let task =
+            &mut self.status.attempt_status.task_role_statuses[role_status].task_statuses[index];
         if task.state == TaskState::AttemptCreationPending {
             if framework_completing {
                 self.finish(actions, requeue);
@@ -1287,7 +1316,10 @@ impl Sync<'_> {
     }
 }
 
-fn framework_completion(code: i32, diagnostics: impl Into<String>) -> FrameworkAttemptCompletionStatus {
+fn framework_completion(
+    code: i32,
+    diagnostics: impl Into<String>,
+) -> FrameworkAttemptCompletionStatus {
     FrameworkAttemptCompletionStatus {
         status: completion::status(code, diagnostics),
         trigger: None,
@@ -1382,9 +1414,7 @@ fn force_delete_if_overdue(
         return;
     };
     let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
-    let started = Time(
-        Timestamp::from_second(deleted.0.as_second() - grace).unwrap_or(deleted.0),
-    );
+    let started = Time(Timestamp::from_second(deleted.0.as_second() - grace).unwrap_or(deleted.0));
     match remaining(&started, timeout, now) {
         Some(left) => *requeue = Some(requeue.map_or(left, |r| r.min(left))),
         None => actions.push(Action::DeletePod {

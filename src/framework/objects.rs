@@ -113,7 +113,9 @@ pub fn config_map(framework: &Framework, status: &FrameworkStatus) -> ConfigMap 
 
 /// Why a task's pod could not be built from its template.
 #[derive(Debug, thiserror::Error)]
-#[error("the pod template of task role {role} is not a valid pod after placeholder replacement: {source}")]
+#[error(
+    "the pod template of task role {role} is not a valid pod after placeholder replacement: {source}"
+)]
 pub struct PodTemplateError {
     /// The task role.
     pub role: String,
@@ -179,11 +181,10 @@ pub fn pod(
     metadata.name = Some(pod_name);
     metadata.namespace = Some(namespace);
     metadata.generate_name = None;
-    metadata.owner_references.get_or_insert_with(Vec::new).push(controller_ref(
-        "v1",
-        "ConfigMap",
-        config_map,
-    ));
+    metadata
+        .owner_references
+        .get_or_insert_with(Vec::new)
+        .push(controller_ref("v1", "ConfigMap", config_map));
     let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
     for (key, value) in &values {
         annotations.insert(key.to_string(), value.clone());
@@ -255,7 +256,11 @@ fn replace_placeholders(value: &mut Value, placeholders: &[(&str, &str)]) {
             }
         }
         Value::Object(map) => {
-            let keys: Vec<String> = map.keys().filter(|k| k.contains("{{FC_")).cloned().collect();
+            let keys: Vec<String> = map
+                .keys()
+                .filter(|k| k.contains("{{FC_"))
+                .cloned()
+                .collect();
             for key in keys {
                 if let Some(item) = map.remove(&key) {
                     map.insert(replace(&key), item);

@@ -9,9 +9,7 @@ use crate::framework_support::{
 use crate::job_support::{self, PodHistory, TIMEOUT, pod_names};
 use crate::support::{self, eventually};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kfop::framework::api::{
-    CompletionTypeAttribute, Framework, FrameworkState, TaskState,
-};
+use kfop::framework::api::{CompletionTypeAttribute, Framework, FrameworkState, TaskState};
 use kfop::framework::completion;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
@@ -69,7 +67,10 @@ async fn a_transient_failure_is_retried_for_free_and_a_permanent_one_is_not_retr
     let status = completed(&f.frameworks, "transient").await;
     assert_eq!(code(&status), Some(210));
     let task = &status.attempt_status.task_role_statuses[0].task_statuses[0];
-    assert_eq!(task.retry_policy_status.total_retried_count, 2, "permanent: not retried");
+    assert_eq!(
+        task.retry_policy_status.total_retried_count, 2,
+        "permanent: not retried"
+    );
     let completion = status.attempt_status.completion_status.expect("completion");
     assert_eq!(completion.status.phrase, "ContainerPermanentFailed");
     assert_eq!(
@@ -108,7 +109,10 @@ async fn the_framework_is_retried_per_max_retry_count_with_a_new_attempt_each_ti
             cms.get_opt("retry-attempt").await.ok()?
         })
         .await;
-        assert_eq!(cm.metadata.finalizers, Some(vec!["foregroundDeletion".into()]));
+        assert_eq!(
+            cm.metadata.finalizers,
+            Some(vec!["foregroundDeletion".into()])
+        );
         let uid = run_attempt(&f.pods, "retry-worker-0", previous.as_deref(), 3).await;
         previous = Some(uid);
     }
@@ -137,7 +141,10 @@ async fn min_failed_task_count_completes_the_attempt_while_other_tasks_still_run
     let completion = status.attempt_status.completion_status.expect("completion");
     assert_eq!(completion.status.code, 1);
     let trigger = completion.trigger.expect("trigger");
-    assert_eq!((trigger.task_role_name.as_str(), trigger.task_index), ("worker", 2));
+    assert_eq!(
+        (trigger.task_role_name.as_str(), trigger.task_index),
+        ("worker", 2)
+    );
     let running = &status.attempt_status.task_role_statuses[0].task_statuses[0];
     assert_eq!(
         running
@@ -201,7 +208,10 @@ async fn task_number_scales_a_running_framework_up_and_down() {
         (pod_names(&f.pods).await == ["scale-worker-0"]).then_some(())
     })
     .await;
-    assert_eq!(f.pods.get("scale-worker-0").await.expect("pod 0").uid(), kept);
+    assert_eq!(
+        f.pods.get("scale-worker-0").await.expect("pod 0").uid(),
+        kept
+    );
     // A scaled-down framework still completes when its remaining task does.
     finish(&f.pods, "scale-worker-0", 0).await;
     assert_eq!(code(&completed(&f.frameworks, "scale").await), Some(0));
@@ -214,7 +224,12 @@ async fn execution_type_stop_stops_a_running_framework_for_good() {
     };
     create(
         &f.frameworks,
-        batch("stop", 2, json!({"maxRetryCount": -2}), json!({"maxRetryCount": -2})),
+        batch(
+            "stop",
+            2,
+            json!({"maxRetryCount": -2}),
+            json!({"maxRetryCount": -2}),
+        ),
     )
     .await;
     for i in 0..2 {
@@ -267,8 +282,16 @@ async fn a_completed_framework_whose_objects_are_gone_is_not_rerun_after_a_resta
     create(&frameworks, batch("after", 1, no_retry(), no_retry())).await;
     run_attempt(&pods, "after-worker-0", None, 0).await;
     completed(&frameworks, "after").await;
-    let after = frameworks.get("done").await.expect("done").status.expect("status");
-    assert_eq!(after, before, "the completed framework's status is untouched");
+    let after = frameworks
+        .get("done")
+        .await
+        .expect("done")
+        .status
+        .expect("status");
+    assert_eq!(
+        after, before,
+        "the completed framework's status is untouched"
+    );
     let counts = history.counts();
     assert_eq!(counts.get("done-worker-0"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("done-worker-1"), Some(&1), "{counts:?}");
@@ -303,7 +326,10 @@ async fn a_pod_stuck_terminating_is_force_deleted_after_its_graceful_deletion_ti
     let second = next_pod(&f.pods, "force-worker-0", Some(&first)).await;
     assert_ne!(first, second);
     let status = status_when(&f.frameworks, "force", "the retry recorded", |s| {
-        s.attempt_status.task_role_statuses[0].task_statuses[0].attempt_status.id == 1
+        s.attempt_status.task_role_statuses[0].task_statuses[0]
+            .attempt_status
+            .id
+            == 1
     })
     .await;
     let task = &status.attempt_status.task_role_statuses[0].task_statuses[0];
@@ -326,7 +352,13 @@ async fn a_killed_and_restarted_controller_creates_no_duplicate_pod_and_continue
     let history = PodHistory::start(pods.clone()).await;
     let controller = |extra: &[&str]| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_kfop"))
-            .args(["job-controller", "--kinds", "framework", "--namespace", &ns.name])
+            .args([
+                "job-controller",
+                "--kinds",
+                "framework",
+                "--namespace",
+                &ns.name,
+            ])
             .args(extra)
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "warn")
@@ -343,8 +375,17 @@ async fn a_killed_and_restarted_controller_creates_no_duplicate_pod_and_continue
     .await;
     first.kill().await.expect("kill the controller");
     let created_before = pod_names(&pods).await;
-    assert!(created_before.len() < 20, "killed mid-creation ({} pods)", created_before.len());
-    let recorded_before = frameworks.get("rs").await.expect("rs").status.expect("status");
+    assert!(
+        created_before.len() < 20,
+        "killed mid-creation ({} pods)",
+        created_before.len()
+    );
+    let recorded_before = frameworks
+        .get("rs")
+        .await
+        .expect("rs")
+        .status
+        .expect("status");
 
     let _second = controller(&[]);
     let names: Vec<String> = (0..20).map(|i| format!("rs-worker-{i}")).collect();
@@ -363,7 +404,10 @@ async fn a_killed_and_restarted_controller_creates_no_duplicate_pod_and_continue
         // Pods whose UID was written before the kill are kept, not recreated.
         let before = &recorded_before.attempt_status.task_role_statuses[0].task_statuses[i];
         if let Some(uid) = &before.attempt_status.pod_uid {
-            assert_eq!(uid, &pod, "{name} was recorded before the kill and must survive");
+            assert_eq!(
+                uid, &pod,
+                "{name} was recorded before the kill and must survive"
+            );
         }
     }
     for (name, count) in history.counts() {
@@ -386,7 +430,11 @@ async fn names_the_pod_names_could_not_hold_are_rejected_by_the_api_server() {
     };
     job_support::install_crds(&ns.client).await;
     let frameworks: Api<Framework> = Api::namespaced(ns.client.clone(), &ns.name);
-    for (name, role) in [("with-dash", "worker"), ("ok", "Upper"), ("ok", "dash-role")] {
+    for (name, role) in [
+        ("with-dash", "worker"),
+        ("ok", "Upper"),
+        ("ok", "dash-role"),
+    ] {
         let mut framework = batch(name, 1, no_retry(), no_retry());
         framework["spec"]["taskRoles"][0]["name"] = json!(role);
         let framework: Framework = serde_json::from_value(framework).expect("json");

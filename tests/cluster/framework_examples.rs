@@ -212,7 +212,11 @@ async fn batchwithservicesucceeded_succeeds_when_every_worker_did() {
     assert_eq!(completion.status.code, 0);
     let trigger = completion.trigger.expect("trigger");
     assert_eq!(trigger.task_role_name, "worker");
-    assert!(trigger.message.contains("MinSucceededTaskCount 3"), "{}", trigger.message);
+    assert!(
+        trigger.message.contains("MinSucceededTaskCount 3"),
+        "{}",
+        trigger.message
+    );
 }
 
 #[tokio::test]
@@ -283,7 +287,12 @@ async fn frameworkbarrier_completes_when_all_twenty_tasks_succeed() {
     let status = e.completed().await;
     assert_eq!(code(&status), Some(0));
     let completion = status.attempt_status.completion_status.expect("completion");
-    assert!(completion.status.diagnostics.contains("CompletedTaskCount 20"));
+    assert!(
+        completion
+            .status
+            .diagnostics
+            .contains("CompletedTaskCount 20")
+    );
 }
 
 /// The TensorFlow examples leave `data-volume` for users to fill in (their [PREREQUISITE]): as
@@ -293,7 +302,10 @@ async fn tensorflow_as_given(test: &str, file: &str) {
         return;
     };
     let status = e.completed().await;
-    assert_eq!(code(&status), Some(completion::POD_CREATION_PERMANENT_ERROR));
+    assert_eq!(
+        code(&status),
+        Some(completion::POD_CREATION_PERMANENT_ERROR)
+    );
     assert_eq!(status.retry_policy_status.total_retried_count, 0);
 }
 

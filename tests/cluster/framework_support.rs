@@ -103,8 +103,7 @@ pub async fn next_pod(pods: &Api<Pod>, name: &str, previous: Option<&str>) -> St
     eventually(TIMEOUT, &format!("a new pod {name}"), || async {
         let pod = pods.get_opt(name).await.ok()??;
         let uid = pod.uid()?;
-        (pod.metadata.deletion_timestamp.is_none() && Some(uid.as_str()) != previous)
-            .then_some(uid)
+        (pod.metadata.deletion_timestamp.is_none() && Some(uid.as_str()) != previous).then_some(uid)
     })
     .await
 }
@@ -123,7 +122,12 @@ pub async fn finish(pods: &Api<Pod>, name: &str, exit_code: i32) {
 }
 
 /// Waits for a new pod `name` (not `previous`) and ends it with `exit_code`; returns its UID.
-pub async fn run_attempt(pods: &Api<Pod>, name: &str, previous: Option<&str>, exit_code: i32) -> String {
+pub async fn run_attempt(
+    pods: &Api<Pod>,
+    name: &str,
+    previous: Option<&str>,
+    exit_code: i32,
+) -> String {
     let uid = next_pod(pods, name, previous).await;
     finish(pods, name, exit_code).await;
     uid
@@ -135,11 +139,15 @@ pub async fn attempt_gone(ns: &TestNamespace, framework: &str) {
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(ns.client.clone(), &ns.name);
     let selector = format!("FC_FRAMEWORK_NAME={framework}");
-    eventually(TIMEOUT, &format!("{framework}: pods and ConfigMap deleted"), || async {
-        let params = ListParams::default().labels(&selector);
-        let pods = pods.list(&params).await.ok()?;
-        let cms = cms.list(&params).await.ok()?;
-        (pods.items.is_empty() && cms.items.is_empty()).then_some(())
-    })
+    eventually(
+        TIMEOUT,
+        &format!("{framework}: pods and ConfigMap deleted"),
+        || async {
+            let params = ListParams::default().labels(&selector);
+            let pods = pods.list(&params).await.ok()?;
+            let cms = cms.list(&params).await.ok()?;
+            (pods.items.is_empty() && cms.items.is_empty()).then_some(())
+        },
+    )
     .await;
 }

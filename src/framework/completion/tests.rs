@@ -71,7 +71,11 @@ fn upstream_default_config_classifies_evictions_ooms_and_signals() {
             -1004,
             "Permanent",
         ),
-        (failed_pod(None, exited(137, "OOMKilled")), -1200, "Permanent"),
+        (
+            failed_pod(None, exited(137, "OOMKilled")),
+            -1200,
+            "Permanent",
+        ),
         (failed_pod(None, exited(130, "Error")), 130, "Transient"),
         (failed_pod(None, exited(137, "Error")), 137, "Transient"),
         (failed_pod(None, exited(132, "Error")), 132, "Permanent"),
@@ -197,5 +201,8 @@ fn the_shipped_framework_controller_config_loads_and_classifies() {
     let oom = classifier.classify_failed_pod(&failed_pod(None, exited(137, "OOMKilled")));
     assert_eq!(oom.code, -1200);
     let killed = classifier.classify_failed_pod(&failed_pod(None, exited(137, "Error")));
-    assert_eq!(killed.type_.attributes, [CompletionTypeAttribute::Transient]);
+    assert_eq!(
+        killed.type_.attributes,
+        [CompletionTypeAttribute::Transient]
+    );
 }

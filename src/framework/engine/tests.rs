@@ -17,7 +17,11 @@ fn framework(spec: serde_json::Value) -> Framework {
 }
 
 /// One role `worker` of `tasks` tasks; completes on the first failure.
-fn batch(tasks: i32, task_retry: serde_json::Value, framework_retry: serde_json::Value) -> Framework {
+fn batch(
+    tasks: i32,
+    task_retry: serde_json::Value,
+    framework_retry: serde_json::Value,
+) -> Framework {
     framework(json!({
         "executionType": "Start",
         "retryPolicy": framework_retry,
@@ -147,7 +151,8 @@ impl World {
                 self.log.push(format!("delete cm {uid}"));
                 if self.cm.as_ref().and_then(|c| c.metadata.uid.as_deref()) == Some(uid) {
                     // Foreground deletion: the pods it owns go first, then the ConfigMap.
-                    self.pods.retain(|_, p| !objects::controlled_by(&p.metadata, uid));
+                    self.pods
+                        .retain(|_, p| !objects::controlled_by(&p.metadata, uid));
                     self.cm = None;
                 }
                 completing.then_some(Outcome::ConfigMapDeleteRequested { attempt: *attempt })
@@ -160,7 +165,8 @@ impl World {
                 }
                 let uid = self.uid();
                 pod.metadata.uid = Some(uid.clone());
-                pod.status = Some(serde_json::from_value(json!({"phase": "Pending"})).expect("status"));
+                pod.status =
+                    Some(serde_json::from_value(json!({"phase": "Pending"})).expect("status"));
                 self.log.push(format!("create pod {name}"));
                 self.pods.insert(name, pod);
                 Some(Outcome::PodCreated {
@@ -188,7 +194,10 @@ impl World {
     }
 
     fn set_phase(&mut self, name: &str, phase: &str, exit_code: Option<i32>) {
-        let pod = self.pods.get_mut(name).unwrap_or_else(|| panic!("no pod {name}"));
+        let pod = self
+            .pods
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no pod {name}"));
         let mut status = json!({"phase": phase, "podIP": "10.0.0.7", "hostIP": "10.1.0.1"});
         if let Some(code) = exit_code {
             status["containerStatuses"] = json!([{"name": "c", "image": "i", "imageID": "",
@@ -231,16 +240,28 @@ fn the_first_status_is_written_before_anything_is_created() {
     let status = world.status();
     assert_eq!(status.state, FrameworkState::AttemptCreationPending);
     assert_eq!(status.attempt_status.config_map_name, "fw-attempt");
-    assert_eq!(world.task("worker", 1).attempt_status.pod_name, "fw-worker-1");
-    assert_eq!(world.task("worker", 1).state, TaskState::AttemptCreationPending);
+    assert_eq!(
+        world.task("worker", 1).attempt_status.pod_name,
+        "fw-worker-1"
+    );
+    assert_eq!(
+        world.task("worker", 1).state,
+        TaskState::AttemptCreationPending
+    );
 
     // Next pass: the ConfigMap, recorded with its UID after the create.
     let actions = world.step();
-    assert!(matches!(actions.as_slice(), [Action::CreateConfigMap { .. }]));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::CreateConfigMap { .. }]
+    ));
     let status = world.status();
     assert_eq!(status.state, FrameworkState::AttemptCreationRequested);
     let cm_uid = status.attempt_status.config_map_uid.clone().expect("uid");
-    assert_eq!(status.attempt_status.instance_uid, Some(format!("0_{cm_uid}")));
+    assert_eq!(
+        status.attempt_status.instance_uid,
+        Some(format!("0_{cm_uid}"))
+    );
 
     // The ConfigMap seen: Preparing, and the pods created, owned by the ConfigMap.
     let actions = world.step();
@@ -248,7 +269,10 @@ fn the_first_status_is_written_before_anything_is_created() {
     assert_eq!(world.status().state, FrameworkState::AttemptPreparing);
     let pod = &world.pods["fw-worker-0"];
     assert!(objects::controlled_by(&pod.metadata, &cm_uid));
-    assert_eq!(world.task("worker", 0).state, TaskState::AttemptCreationRequested);
+    assert_eq!(
+        world.task("worker", 0).state,
+        TaskState::AttemptCreationRequested
+    );
 }
 
 #[test]
@@ -259,21 +283,36 @@ fn a_batch_runs_to_completed_with_code_zero() {
     world.set_phase("fw-worker-1", "Running", None);
     world.settle();
     assert_eq!(world.status().state, FrameworkState::AttemptRunning);
-    assert_eq!(world.task("worker", 0).attempt_status.pod_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(
+        world.task("worker", 0).attempt_status.pod_ip.as_deref(),
+        Some("10.0.0.7")
+    );
     assert!(world.status().run_time.is_some());
     world.set_phase("fw-worker-0", "Succeeded", Some(0));
     world.settle();
     assert_eq!(world.task("worker", 0).state, TaskState::Completed);
-    assert!(!world.pods.contains_key("fw-worker-0"), "a completed task's pod is deleted");
+    assert!(
+        !world.pods.contains_key("fw-worker-0"),
+        "a completed task's pod is deleted"
+    );
     assert_eq!(world.status().state, FrameworkState::AttemptRunning);
     world.set_phase("fw-worker-1", "Succeeded", Some(0));
     world.settle();
     let status = world.status();
     assert_eq!(status.state, FrameworkState::Completed);
     assert_eq!(world.code(), Some(0));
-    let completion = status.attempt_status.completion_status.as_ref().expect("set");
+    let completion = status
+        .attempt_status
+        .completion_status
+        .as_ref()
+        .expect("set");
     assert_eq!(completion.status.phrase, "Succeeded");
-    assert!(completion.status.diagnostics.contains("CompletedTaskCount 2"));
+    assert!(
+        completion
+            .status
+            .diagnostics
+            .contains("CompletedTaskCount 2")
+    );
     assert!(world.cm.is_none() && world.pods.is_empty());
 }
 
@@ -286,14 +325,29 @@ fn a_pod_is_deleted_only_after_its_completion_is_written() {
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     let task = &plan.status.attempt_status.task_role_statuses[0].task_statuses[0];
     assert_eq!(task.state, TaskState::AttemptDeletionPending);
-    assert_eq!(task.attempt_status.completion_status.as_ref().map(|c| c.status.code), Some(1));
+    assert_eq!(
+        task.attempt_status
+            .completion_status
+            .as_ref()
+            .map(|c| c.status.code),
+        Some(1)
+    );
     world.step();
     let actions = world.step();
     assert!(
-        actions.iter().any(|a| matches!(a, Action::DeletePod { completing: true, .. })),
+        actions.iter().any(|a| matches!(
+            a,
+            Action::DeletePod {
+                completing: true,
+                ..
+            }
+        )),
         "{actions:?}"
     );
-    assert_eq!(world.task("worker", 0).state, TaskState::AttemptDeletionRequested);
+    assert_eq!(
+        world.task("worker", 0).state,
+        TaskState::AttemptDeletionRequested
+    );
 }
 
 #[test]
@@ -310,7 +364,9 @@ fn a_transient_failure_is_retried_without_counting_and_a_permanent_one_is_not_re
         let actions = world.step();
         if before != TaskState::AttemptCreationPending
             && world.task("worker", 0).attempt_status.id == 1
-            && actions.iter().any(|a| matches!(a, Action::CreatePod { .. }))
+            && actions
+                .iter()
+                .any(|a| matches!(a, Action::CreatePod { .. }))
         {
             created_in_same_pass = true;
         }
@@ -331,19 +387,37 @@ fn a_transient_failure_is_retried_without_counting_and_a_permanent_one_is_not_re
     assert_eq!(task.retry_policy_status.total_retried_count, 1);
     assert_eq!(world.status().state, FrameworkState::Completed);
     assert_eq!(world.code(), Some(210));
-    let completion = world.status().attempt_status.completion_status.clone().expect("set");
-    assert_eq!(completion.status.type_.attributes, [CompletionTypeAttribute::Permanent]);
+    let completion = world
+        .status()
+        .attempt_status
+        .completion_status
+        .clone()
+        .expect("set");
+    assert_eq!(
+        completion.status.type_.attributes,
+        [CompletionTypeAttribute::Permanent]
+    );
     let trigger = completion.trigger.expect("trigger");
-    assert_eq!((trigger.task_role_name.as_str(), trigger.task_index), ("worker", 0));
+    assert_eq!(
+        (trigger.task_role_name.as_str(), trigger.task_index),
+        ("worker", 0)
+    );
 }
 
 #[test]
 fn the_framework_retries_per_max_retry_count_then_completes_with_the_last_code() {
-    let mut world = World::new(batch(1, no_retry(), json!({"fancyRetryPolicy": false, "maxRetryCount": 2})));
+    let mut world = World::new(batch(
+        1,
+        no_retry(),
+        json!({"fancyRetryPolicy": false, "maxRetryCount": 2}),
+    ));
     for attempt in 0..3 {
         world.settle();
         assert_eq!(world.status().attempt_status.id, attempt);
-        assert_eq!(world.status().retry_policy_status.total_retried_count, attempt);
+        assert_eq!(
+            world.status().retry_policy_status.total_retried_count,
+            attempt
+        );
         world.set_phase("fw-worker-0", "Failed", Some(1));
         world.settle();
     }
@@ -351,13 +425,21 @@ fn the_framework_retries_per_max_retry_count_then_completes_with_the_last_code()
     assert_eq!(status.state, FrameworkState::Completed);
     assert_eq!(status.retry_policy_status.accountable_retried_count, 2);
     assert_eq!(world.code(), Some(1));
-    let creates = world.log.iter().filter(|l| l.starts_with("create cm")).count();
+    let creates = world
+        .log
+        .iter()
+        .filter(|l| l.starts_with("create cm"))
+        .count();
     assert_eq!(creates, 3, "one ConfigMap per attempt: {:?}", world.log);
 }
 
 #[test]
 fn extended_unlimited_retries_even_success() {
-    let mut world = World::new(batch(1, no_retry(), json!({"fancyRetryPolicy": false, "maxRetryCount": -2})));
+    let mut world = World::new(batch(
+        1,
+        no_retry(),
+        json!({"fancyRetryPolicy": false, "maxRetryCount": -2}),
+    ));
     world.settle();
     world.set_phase("fw-worker-0", "Succeeded", Some(0));
     world.settle();
@@ -389,16 +471,31 @@ fn min_succeeded_task_count_completes_the_attempt_and_stops_the_others() {
     world.settle();
     let status = world.status();
     assert_eq!(status.state, FrameworkState::Completed);
-    let completion = status.attempt_status.completion_status.clone().expect("set");
+    let completion = status
+        .attempt_status
+        .completion_status
+        .clone()
+        .expect("set");
     assert_eq!(completion.status.code, 0);
     let trigger = completion.trigger.expect("trigger");
-    assert_eq!((trigger.task_role_name.as_str(), trigger.task_index), ("worker", 1));
-    assert!(trigger.message.contains("MinSucceededTaskCount 2"), "{}", trigger.message);
+    assert_eq!(
+        (trigger.task_role_name.as_str(), trigger.task_index),
+        ("worker", 1)
+    );
+    assert!(
+        trigger.message.contains("MinSucceededTaskCount 2"),
+        "{}",
+        trigger.message
+    );
     // The still-running server was stopped with the attempt, not retried.
     let server = world.task("server", 0);
     assert_eq!(server.state, TaskState::Completed);
     assert_eq!(
-        server.attempt_status.completion_status.as_ref().map(|c| c.status.code),
+        server
+            .attempt_status
+            .completion_status
+            .as_ref()
+            .map(|c| c.status.code),
         Some(completion::FRAMEWORK_ATTEMPT_COMPLETION)
     );
     assert!(world.pods.is_empty());
@@ -425,19 +522,33 @@ fn a_pod_created_but_never_recorded_is_deleted_not_adopted() {
     world.step();
     world.step();
     // As if the controller died after creating the pod, before writing its UID.
-    let task = &mut world.status.as_mut().expect("status").attempt_status.task_role_statuses[0]
+    let task = &mut world
+        .status
+        .as_mut()
+        .expect("status")
+        .attempt_status
+        .task_role_statuses[0]
         .task_statuses[0];
     task.state = TaskState::AttemptCreationPending;
     task.attempt_status.pod_uid = None;
     task.attempt_status.instance_uid = None;
     let actions = world.step();
     assert!(
-        matches!(actions.as_slice(), [Action::DeletePod { completing: false, .. }]),
+        matches!(
+            actions.as_slice(),
+            [Action::DeletePod {
+                completing: false,
+                ..
+            }]
+        ),
         "{actions:?}"
     );
     // Only once it is gone is the pod created again.
     let actions = world.step();
-    assert!(matches!(actions.as_slice(), [Action::CreatePod { .. }]), "{actions:?}");
+    assert!(
+        matches!(actions.as_slice(), [Action::CreatePod { .. }]),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -452,12 +563,25 @@ fn a_pod_deleted_by_others_completes_its_attempt_as_transient() {
     let task = world.task("worker", 0);
     assert_eq!(task.state, TaskState::AttemptCompleted);
     assert_eq!(
-        task.attempt_status.completion_status.as_ref().map(|c| c.status.code),
+        task.attempt_status
+            .completion_status
+            .as_ref()
+            .map(|c| c.status.code),
         Some(completion::POD_EXTERNAL_DELETED)
     );
     world.settle();
-    assert_eq!(world.task("worker", 0).attempt_status.id, 1, "retried for free");
-    assert_eq!(world.task("worker", 0).retry_policy_status.accountable_retried_count, 0);
+    assert_eq!(
+        world.task("worker", 0).attempt_status.id,
+        1,
+        "retried for free"
+    );
+    assert_eq!(
+        world
+            .task("worker", 0)
+            .retry_policy_status
+            .accountable_retried_count,
+        0
+    );
 }
 
 #[test]
@@ -497,20 +621,31 @@ fn scale_up_adds_tasks_and_scale_down_deletes_the_tail_without_completing_the_at
     world.settle();
     world.fw.spec.task_roles[0].task_number = 4;
     let plan = world.plan();
-    assert!(plan.actions.is_empty(), "new tasks are written before their pods are created");
+    assert!(
+        plan.actions.is_empty(),
+        "new tasks are written before their pods are created"
+    );
     world.settle();
     assert_eq!(world.pods.len(), 4);
-    assert_eq!(world.task("worker", 3).state, TaskState::AttemptCreationRequested);
+    assert_eq!(world.task("worker", 3).state, TaskState::AttemptPreparing);
 
     world.fw.spec.task_roles[0].task_number = 1;
     world.settle();
     let role = &world.status().attempt_status.task_role_statuses[0];
-    assert_eq!(role.task_statuses.len(), 1, "completed scaled-away tasks are removed");
+    assert_eq!(
+        role.task_statuses.len(),
+        1,
+        "completed scaled-away tasks are removed"
+    );
     assert_eq!(world.pods.len(), 1);
     assert!(world.pods.contains_key("fw-worker-0"));
     assert_eq!(world.status().state, FrameworkState::AttemptRunning);
     assert!(world.status().attempt_status.completion_status.is_none());
-    assert!(world.log.iter().any(|l| l == "delete pod fw-worker-3"), "{:?}", world.log);
+    assert!(
+        world.log.iter().any(|l| l == "delete pod fw-worker-3"),
+        "{:?}",
+        world.log
+    );
 }
 
 fn terminating(world: &mut World, name: &str, deleted_at: i64, grace: i64) {
@@ -546,7 +681,9 @@ fn a_pod_stuck_terminating_is_force_deleted_after_the_graceful_deletion_timeout(
 #[test]
 fn without_a_timeout_a_terminating_pod_is_never_force_deleted() {
     let mut world = World::new(batch(1, no_retry(), no_retry()));
-    world.fw.spec.task_roles[0].task.pod_graceful_deletion_timeout_sec = None;
+    world.fw.spec.task_roles[0]
+        .task
+        .pod_graceful_deletion_timeout_sec = None;
     world.settle();
     let now = world.now;
     terminating(&mut world, "fw-worker-0", now, 0);
@@ -570,14 +707,21 @@ fn a_created_pod_that_never_shows_up_times_out_as_transient() {
     let task = world.task("worker", 0);
     assert_eq!(task.state, TaskState::AttemptCompleted);
     assert_eq!(
-        task.attempt_status.completion_status.as_ref().map(|c| c.status.code),
+        task.attempt_status
+            .completion_status
+            .as_ref()
+            .map(|c| c.status.code),
         Some(completion::POD_LOCAL_CACHE_CREATION_TIMEOUT)
     );
 }
 
 #[test]
 fn a_transient_conflict_delays_the_framework_retry() {
-    let mut world = World::new(batch(1, no_retry(), json!({"fancyRetryPolicy": true, "maxRetryCount": 0})));
+    let mut world = World::new(batch(
+        1,
+        no_retry(),
+        json!({"fancyRetryPolicy": true, "maxRetryCount": 0}),
+    ));
     world.config.classifier.conflict_retry_delay_sec = (60, 60);
     world.settle();
     world.set_phase("fw-worker-0", "Failed", Some(201));
@@ -589,7 +733,10 @@ fn a_transient_conflict_delays_the_framework_retry() {
     world.now += 60;
     world.settle();
     assert_eq!(world.status().attempt_status.id, 1);
-    assert_eq!(world.status().retry_policy_status.accountable_retried_count, 0);
+    assert_eq!(
+        world.status().retry_policy_status.accountable_retried_count,
+        0
+    );
 }
 
 #[test]
@@ -618,21 +765,37 @@ fn pods_carry_the_fc_labels_annotations_environment_and_placeholders() {
         Some(&annotations["FC_FRAMEWORK_ATTEMPT_INSTANCE_UID"]),
         status.attempt_status.instance_uid.as_ref()
     );
-    assert_eq!(annotations["FC_TASK_UID"], world.task("server", 0).instance_uid);
+    assert_eq!(
+        annotations["FC_TASK_UID"],
+        world.task("server", 0).instance_uid
+    );
     let spec = pod.spec.as_ref().expect("spec");
     assert_eq!(spec.hostname.as_deref(), Some("server-0"));
     assert_eq!(spec.subdomain.as_deref(), Some("fw"));
-    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for container in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         let env = container.env.as_ref().expect("env");
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names[0], "FC_FRAMEWORK_NAMESPACE");
         assert!(names.contains(&"FC_POD_UID") && names.contains(&"FC_TASK_ATTEMPT_INSTANCE_UID"));
-        assert_eq!(container.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"));
+        assert_eq!(
+            container.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
     }
     let env = spec.containers[0].env.as_ref().expect("env");
-    let mine = env.iter().find(|e| e.name == "MINE").expect("own env kept, after FC_*");
+    let mine = env
+        .iter()
+        .find(|e| e.name == "MINE")
+        .expect("own env kept, after FC_*");
     assert_eq!(mine.value.as_deref(), Some("fw-server-0 in ns"));
-    let attempt = env.iter().find(|e| e.name == "FC_TASK_ATTEMPT_INSTANCE_UID").expect("env");
+    let attempt = env
+        .iter()
+        .find(|e| e.name == "FC_TASK_ATTEMPT_INSTANCE_UID")
+        .expect("env");
     assert_eq!(attempt.value.as_deref(), Some("0_$(FC_POD_UID)"));
 }
 
@@ -644,13 +807,23 @@ fn the_attempt_config_map_is_owned_by_the_framework_and_deleted_in_the_foregroun
     let cm = objects::config_map(&world.fw, &status);
     assert_eq!(cm.metadata.name.as_deref(), Some("fw-attempt"));
     assert!(objects::controlled_by(&cm.metadata, FW_UID));
-    assert_eq!(cm.metadata.finalizers, Some(vec!["foregroundDeletion".to_string()]));
-    assert_eq!(cm.metadata.labels.as_ref().expect("labels")["FC_FRAMEWORK_NAME"], "fw");
+    assert_eq!(
+        cm.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    assert_eq!(
+        cm.metadata.labels.as_ref().expect("labels")["FC_FRAMEWORK_NAME"],
+        "fw"
+    );
 }
 
 #[test]
 fn a_deleted_config_map_completes_the_attempt_as_transient() {
-    let mut world = World::new(batch(1, no_retry(), json!({"fancyRetryPolicy": true, "maxRetryCount": 0})));
+    let mut world = World::new(batch(
+        1,
+        no_retry(),
+        json!({"fancyRetryPolicy": true, "maxRetryCount": 0}),
+    ));
     world.settle();
     world.cm = None;
     world.pods.clear();
@@ -658,7 +831,11 @@ fn a_deleted_config_map_completes_the_attempt_as_transient() {
     assert_eq!(world.status().state, FrameworkState::AttemptCompleted);
     assert_eq!(world.code(), Some(completion::CONFIG_MAP_EXTERNAL_DELETED));
     world.settle();
-    assert_eq!(world.status().attempt_status.id, 1, "transient: retried for free");
+    assert_eq!(
+        world.status().attempt_status.id,
+        1,
+        "transient: retried for free"
+    );
 }
 
 #[test]
