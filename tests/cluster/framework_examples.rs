@@ -7,6 +7,7 @@ use crate::framework_support::{
 };
 use crate::support::{self, TestNamespace};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kfop::framework::api::{Framework, FrameworkState, FrameworkStatus};
 use kfop::framework::completion;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -295,73 +296,9 @@ async fn frameworkbarrier_completes_when_all_twenty_tasks_succeed() {
     );
 }
 
-/// The TensorFlow examples leave `data-volume` for users to fill in (their [PREREQUISITE]): as
-/// given, every pod is invalid, which is a permanent pod creation error, never retried.
-async fn tensorflow_as_given(test: &str, file: &str) {
-    let Some(e) = example(test, file, |_| {}).await else {
-        return;
-    };
-    let status = e.completed().await;
-    assert_eq!(
-        code(&status),
-        Some(completion::POD_CREATION_PERMANENT_ERROR)
-    );
-    assert_eq!(status.retry_policy_status.total_retried_count, 0);
-}
-
-#[tokio::test]
-async fn tensorflow_cpu_as_given_fails_permanently_on_its_missing_volume() {
-    tensorflow_as_given(
-        "fwx-tf-cpu",
-        "scenario_tensorflow_ps_cpu_tensorflowdistributedtrainingwithcpu.yaml",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn tensorflow_gpu_as_given_fails_permanently_on_its_missing_volume() {
-    tensorflow_as_given(
-        "fwx-tf-gpu",
-        "scenario_tensorflow_ps_gpu_tensorflowdistributedtrainingwithdefaultscheduledgpu.yaml",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn tensorflow_hived_as_given_fails_permanently_on_its_missing_volume() {
-    tensorflow_as_given(
-        "fwx-tf-hived",
-        "scenario_tensorflow_ps_gpu_tensorflowdistributedtrainingwithhivedscheduledgpu.yaml",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn tensorflow_cpu_with_its_data_volume_succeeds_when_the_workers_do() {
-    let with_volume = |framework: &mut Value| {
-        for role in framework["spec"]["taskRoles"]
-            .as_array_mut()
-            .expect("roles")
-        {
-            for volume in role["task"]["pod"]["spec"]["volumes"]
-                .as_array_mut()
-                .expect("volumes")
-            {
-                if volume["name"] == "data-volume" {
-                    volume["emptyDir"] = json!({});
-                }
-            }
-        }
-    };
-    let Some(e) = example(
-        "fwx-tf-cpu-ok",
-        "scenario_tensorflow_ps_cpu_tensorflowdistributedtrainingwithcpu.yaml",
-        with_volume,
-    )
-    .await
-    else {
-        return;
-    };
+/// Runs a TensorFlow example: parameter servers run, the three workers succeed, which completes
+/// the attempt (`minSucceededTaskCount: 3`) with code 0.
+async fn tensorflow_succeeds(e: Example) {
     for index in 0..2 {
         let ps = e.pod("ps", index);
         next_pod(&e.pods, &ps, None).await;
@@ -373,7 +310,86 @@ async fn tensorflow_cpu_with_its_data_volume_succeeds_when_the_workers_do() {
         run_attempt(&e.pods, &e.pod("worker", index), None, 0).await;
     }
     let status = e.completed().await;
-    assert_eq!(code(&status), Some(0));
+    let completion = status.attempt_status.completion_status.expect("completion");
+    assert_eq!(completion.status.code, 0);
+    assert_eq!(
+        completion.trigger.expect("trigger").task_role_name,
+        "worker"
+    );
     let ps = &status.attempt_status.task_role_statuses[0].task_statuses[0];
     assert_eq!(ps.attempt_status.pod_ip.as_deref(), Some("10.244.0.10"));
+    assert_eq!(
+        ps.attempt_status
+            .completion_status
+            .as_ref()
+            .map(|c| c.status.code),
+        Some(completion::FRAMEWORK_ATTEMPT_COMPLETION)
+    );
+}
+
+#[tokio::test]
+async fn tensorflow_cpu_succeeds_when_its_workers_do() {
+    let file = "scenario_tensorflow_ps_cpu_tensorflowdistributedtrainingwithcpu.yaml";
+    if let Some(e) = example("fwx-tf-cpu", file, |_| {}).await {
+        tensorflow_succeeds(e).await;
+    }
+}
+
+#[tokio::test]
+async fn tensorflow_gpu_succeeds_when_its_workers_do() {
+    let file =
+        "scenario_tensorflow_ps_gpu_tensorflowdistributedtrainingwithdefaultscheduledgpu.yaml";
+    if let Some(e) = example("fwx-tf-gpu", file, |_| {}).await {
+        tensorflow_succeeds(e).await;
+    }
+}
+
+const HIVED: &str =
+    "scenario_tensorflow_ps_gpu_tensorflowdistributedtrainingwithhivedscheduledgpu.yaml";
+
+/// The HiveD example needs the cluster's `prod-priority` PriorityClass (its prerequisite): without
+/// it every pod is forbidden, an unknown pod creation error (-310) that the framework retries per
+/// its `maxRetryCount` (2) before completing with it; with it, it runs like the others. (One test:
+/// the PriorityClass is cluster-wide.)
+#[tokio::test]
+async fn tensorflow_hived_fails_with_code_minus_310_without_its_priority_class_and_succeeds_with_it()
+ {
+    let Some(e) = example("fwx-tf-hived", HIVED, |_| {}).await else {
+        return;
+    };
+    let classes: Api<PriorityClass> = Api::all(e.ns.client.clone());
+    assert!(
+        classes
+            .get_opt("prod-priority")
+            .await
+            .expect("get")
+            .is_none(),
+        "no other test creates prod-priority"
+    );
+    let status = e.completed().await;
+    assert_eq!(code(&status), Some(completion::POD_CREATION_UNKNOWN_ERROR));
+    assert_eq!(status.retry_policy_status.total_retried_count, 2);
+    assert_eq!(status.retry_policy_status.accountable_retried_count, 2);
+    let completion = status.attempt_status.completion_status.expect("completion");
+    assert!(
+        completion.status.diagnostics.contains("prod-priority"),
+        "{}",
+        completion.status.diagnostics
+    );
+
+    let class: PriorityClass =
+        serde_json::from_value(json!({"metadata": {"name": "prod-priority"}, "value": 1000}))
+            .expect("PriorityClass");
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("PriorityClass prod-priority");
+    let with_class = example("fwx-tf-hived-ok", HIVED, |_| {}).await;
+    if let Some(e) = with_class {
+        tensorflow_succeeds(e).await;
+    }
+    classes
+        .delete("prod-priority", &Default::default())
+        .await
+        .expect("delete PriorityClass");
 }
