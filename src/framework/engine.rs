@@ -1211,11 +1211,13 @@ impl Sync<'_> {
             let framework_name = self.framework.name_any();
             let task = &mut self.status.attempt_status.task_role_statuses[role_status]
                 .task_statuses[index];
+            let mut completed = false;
             if task.retry_policy_status.retry_delay_sec.is_none() {
                 if decision.retry {
                     task.retry_policy_status.retry_delay_sec = Some(decision.delay_sec);
                 } else {
                     transition_task(task, TaskState::Completed, &now);
+                    completed = true;
                 }
             }
             if let Some(delay) = task.retry_policy_status.retry_delay_sec {
@@ -1242,6 +1244,11 @@ impl Sync<'_> {
                 // The new attempt is written before its pod is created.
             }
             self.finish(actions, requeue);
+            // A task completing may complete the attempt; the tasks after it then see a
+            // completing attempt and are not retried.
+            if completed && !self.status.state.is_completing() {
+                self.sync_completion_policy();
+            }
             return;
         }
 

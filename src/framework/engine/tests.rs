@@ -863,3 +863,75 @@ fn a_permanent_pod_creation_error_completes_the_task_attempt() {
     assert_eq!(world.status().state, FrameworkState::Completed);
     assert_eq!(world.code(), Some(completion::POD_CREATION_PERMANENT_ERROR));
 }
+
+#[test]
+fn outcomes_for_another_attempt_or_state_are_ignored() {
+    let mut world = World::new(batch(1, no_retry(), no_retry()));
+    world.step();
+    let status = world.status().clone();
+    let task = TaskRef {
+        role: "worker".into(),
+        index: 0,
+        attempt: 0,
+    };
+    for outcome in [
+        Outcome::ConfigMapCreated {
+            attempt: 1,
+            uid: "old".into(),
+        },
+        Outcome::ConfigMapDeleteRequested { attempt: 0 },
+        Outcome::PodCreated {
+            task: TaskRef {
+                attempt: 3,
+                ..task.clone()
+            },
+            uid: "stale".into(),
+        },
+        Outcome::PodCreated {
+            task: TaskRef {
+                role: "nosuchrole".into(),
+                ..task.clone()
+            },
+            uid: "x".into(),
+        },
+        Outcome::PodDeleteRequested { task: task.clone() },
+    ] {
+        let mut recorded = status.clone();
+        record(&mut recorded, outcome.clone(), world.time());
+        assert_eq!(recorded, status, "{outcome:?}");
+    }
+}
+
+#[test]
+fn a_task_is_not_retried_once_its_framework_attempt_is_completing() {
+    let fancy = json!({"fancyRetryPolicy": true, "maxRetryCount": -1});
+    let mut world = World::new(framework(json!({
+        "taskRoles": [
+            {"name": "a", "taskNumber": 1,
+             "frameworkAttemptCompletionPolicy": {"minFailedTaskCount": 1},
+             "task": {"retryPolicy": {"maxRetryCount": 0},
+                 "pod": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}},
+            {"name": "b", "taskNumber": 1,
+             "task": {"retryPolicy": fancy,
+                 "pod": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}},
+        ],
+    })));
+    world.settle();
+    // Both fail in the same pass: a completes the attempt, b (transient) must not be retried.
+    world.set_phase("fw-a-0", "Failed", Some(1));
+    world.set_phase("fw-b-0", "Failed", Some(200));
+    world.settle();
+    assert_eq!(world.status().state, FrameworkState::Completed);
+    assert_eq!(world.code(), Some(1));
+    let b = world.task("b", 0);
+    assert_eq!(b.state, TaskState::Completed);
+    assert_eq!(b.retry_policy_status.total_retried_count, 0);
+    assert_eq!(
+        world
+            .log
+            .iter()
+            .filter(|l| l.as_str() == "create pod fw-b-0")
+            .count(),
+        1
+    );
+}
