@@ -42,6 +42,7 @@ crds: ## Regenerate crds/ and the CRDs of manifests/ from the Rust types.
 	$(CARGO) run --quiet -- crds > crds/kfop.yaml
 	$(CARGO) run --quiet -- crds --name tfjobs.kubeflow.org > manifests/tf-job-controller/base/crd.yaml
 	$(CARGO) run --quiet -- crds --name pytorchjobs.kubeflow.org > manifests/pytorch-job-controller/base/crd.yaml
+	$(CARGO) run --quiet -- crds --name frameworks.frameworkcontroller.microsoft.com > manifests/framework-controller/base/crd.yaml
 
 run: ## kfop's main job: the operator on a local control plane (or $$KUBECONFIG's cluster) with an example KfDef.
 	hack/run-local.sh

@@ -1,15 +1,18 @@
 //! Benchmark: how fast `kfop job-controller` turns a 1000-worker TFJob into pods and services on a
 //! local control plane, against the API server's own ceiling and against training-operator's
-//! settings (one reconcile thread, serial creates, 20 QPS / 30 burst) measured in the same run.
+//! settings (one reconcile thread, serial creates, 20 QPS / 30 burst) measured in the same run; and
+//! how fast it turns a 1000-task Framework into pods, against the ceiling for the same pods.
 //!
 //! Run with `hack/bench-jobs.sh` (or `cargo bench --bench jobs -- [--workers N] [--peer-workers N]
-//! [--rounds N]`).
+//! [--tasks N] [--rounds N]`).
 //! Needs the control-plane binaries (`make control-plane`).
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
+use kfop::framework::api::Framework;
+use kfop::framework::engine as framework_engine;
 use kfop::jobs::api::JobStatus;
 use kfop::jobs::engine::{self, Action, Observed};
 use kfop::jobs::tensorflow::TFJob;
@@ -32,6 +35,7 @@ const ANCHOR_REPLICAS_PER_SECOND: f64 = 10.0;
 struct Args {
     workers: u32,
     peer_workers: u32,
+    tasks: u32,
     rounds: u32,
 }
 
@@ -39,6 +43,7 @@ fn parse_args() -> Args {
     let mut args = Args {
         workers: 1000,
         peer_workers: 200,
+        tasks: 1000,
         rounds: 3,
     };
     let mut iter = std::env::args().skip(1);
@@ -47,6 +52,7 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--workers" => args.workers = value().unwrap_or(args.workers),
             "--peer-workers" => args.peer_workers = value().unwrap_or(args.peer_workers),
+            "--tasks" => args.tasks = value().unwrap_or(args.tasks),
             "--rounds" => args.rounds = value().unwrap_or(args.rounds).max(1),
             _ => {} // cargo bench passes --bench
         }
@@ -82,6 +88,12 @@ async fn main() -> Result<(), BoxError> {
         );
     }
     let (ceiling, kfop) = (median(ceilings), median(kfops));
+    let (mut framework_ceilings, mut frameworks) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        framework_ceilings.push(framework_ceiling(&client, args.tasks, round).await?);
+        frameworks.push(framework_run(&client, &kubeconfig, round, args.tasks).await?);
+    }
+    let (framework_ceiling, framework) = (median(framework_ceilings), median(frameworks));
     let peer = controller_run(
         &client,
         &kubeconfig,
@@ -155,7 +167,129 @@ async fn main() -> Result<(), BoxError> {
         "kfop / API server ceiling:                         {:.0}%",
         100.0 * kfop_rate / ceiling_rate
     );
+
+    println!();
+    println!(
+        "{}-task Framework, create -> all pods exist (same control plane; median of {} rounds)",
+        args.tasks, args.rounds
+    );
+    println!("{:<66} {:>9} {:>10}", "", "seconds", "pods/s");
+    let pods_line = |what: &str, pods: u32, seconds: f64| {
+        println!(
+            "{what:<66} {seconds:>9.2} {:>10.1}",
+            f64::from(pods) / seconds
+        );
+    };
+    pods_line(
+        &format!(
+            "API server ceiling (the same {} pods, 64 in flight)",
+            args.tasks
+        ),
+        args.tasks,
+        framework_ceiling,
+    );
+    pods_line(
+        &format!("kfop framework controller, defaults ({} tasks)", args.tasks),
+        args.tasks,
+        framework,
+    );
+    pods_line(
+        &format!("(the TFJob above: kfop, {} workers)", args.workers),
+        args.workers,
+        kfop,
+    );
+    println!();
+    println!(
+        "Framework / API server ceiling:                    {:.0}%",
+        100.0 * framework_ceiling / framework
+    );
     Ok(())
+}
+
+/// The benchmark's Framework: one role of `tasks` tasks, one container.
+fn bench_framework(tasks: u32) -> Result<Framework, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "frameworkcontroller.microsoft.com/v1", "kind": "Framework",
+        "metadata": {"name": "bench"},
+        "spec": {"executionType": "Start", "taskRoles": [{"name": "worker", "taskNumber": tasks,
+            "task": {"pod": {"spec": {"containers": [{"name": "main", "image": "registry.example/app:1"}]}}}}]},
+    }))
+}
+
+/// Creates the very pods the controller creates for a `tasks`-task Framework (same labels,
+/// annotations and environment; no owner), straight from the benchmark, 64 at a time, timed until a
+/// watch has seen them all.
+async fn framework_ceiling(client: &Client, tasks: u32, round: u32) -> Result<f64, BoxError> {
+    let ns = namespace(client, &format!("fw-ceiling-{round}")).await?;
+    let mut framework = bench_framework(tasks)?;
+    framework.metadata.namespace = Some(ns.clone());
+    framework.metadata.uid = Some("ceiling".into());
+    let mut counter = 0;
+    let mut uids = || {
+        counter += 1;
+        format!("uid-{counter}")
+    };
+    let mut status = framework_engine::new_status(&framework, Timestamp::now(), &mut uids);
+    status.attempt_status.config_map_uid = Some("cm".into());
+    status.attempt_status.instance_uid = Some("0_cm".into());
+    let cm = kfop::framework::objects::config_map(&framework, &status);
+    let role = &status.attempt_status.task_role_statuses[0];
+    let template = &framework.spec.task_roles[0].task.pod;
+    let mut pods_to_create = Vec::new();
+    for task in &role.task_statuses {
+        let mut pod =
+            kfop::framework::objects::pod(&framework, &status, template, role, task, &cm.metadata)?;
+        pod.metadata.owner_references = None;
+        pods_to_create.push(pod);
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let seen = tokio::spawn(count_until(pods.clone(), tasks as usize));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    futures::stream::iter(pods_to_create)
+        .map(|pod| {
+            let pods = pods.clone();
+            async move { pods.create(&PostParams::default(), &pod).await.map(|_| ()) }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let seconds = seen.await??.duration_since(started).as_secs_f64();
+    eprintln!("framework ceiling: {tasks} pods in {seconds:.2}s");
+    delete_namespace(client, &ns).await;
+    Ok(seconds)
+}
+
+/// Runs `kfop job-controller --kinds framework`, creates a `tasks`-task Framework, and returns
+/// the seconds from the create to every pod existing (as a watch sees them).
+async fn framework_run(
+    client: &Client,
+    kubeconfig: &PathBuf,
+    round: u32,
+    tasks: u32,
+) -> Result<f64, BoxError> {
+    let ns = namespace(client, &format!("fw-kfop-{round}")).await?;
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfop"))
+        .args(["job-controller", "--kinds", "framework", "--namespace", &ns])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // let it list and watch
+    let pods = count_until(Api::<Pod>::namespaced(client.clone(), &ns), tasks as usize);
+    let frameworks: Api<Framework> = Api::namespaced(client.clone(), &ns);
+    let framework = bench_framework(tasks)?;
+    let started = Instant::now();
+    frameworks
+        .create(&PostParams::default(), &framework)
+        .await?;
+    let seconds = pods.await?.duration_since(started).as_secs_f64();
+    let status = frameworks.get("bench").await?.status;
+    let bytes = serde_json::to_vec(&status)?.len();
+    eprintln!("framework: {tasks} pods in {seconds:.2}s; its status is {} kB", bytes / 1024);
+    controller.kill().await?;
+    delete_namespace(client, &ns).await;
+    Ok(seconds)
 }
 
 /// Creates the very pods and services kfop would create for a `replicas`-worker TFJob (same

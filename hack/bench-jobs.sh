@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of the job controllers: a 1000-worker TFJob, create -> all pods and services exist, on a
 # local control plane; prints pods/s and the ratios against the API server's ceiling and against
-# training-operator's settings measured in the same run. Options: --workers N, --peer-workers N,
+# training-operator's settings measured in the same run; then a 1000-task Framework, create -> all
+# pods exist, against the ceiling for the same pods. Options: --workers N, --peer-workers N, --tasks N,
 # --rounds N.
 set -euo pipefail
 cd "$(dirname "$0")/.."

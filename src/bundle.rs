@@ -51,6 +51,7 @@ pub fn files() -> Result<Vec<BundleFile>, BundleError> {
                 "description": match kind.as_str() {
                     "KfDef" => "A Kubeflow deployment: manifest repos and the applications installed from them.",
                     "TFJob" => "A distributed TensorFlow training job.",
+                    "Framework" => "A general-purpose distributed workload: task roles of pods with retry and completion policies (FrameworkController's API).",
                     _ => "A distributed PyTorch training job.",
                 },
             })

@@ -7,6 +7,7 @@ use kube::CustomResourceExt;
 pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![crate::kfdef::KfDef::crd()];
     crds.extend(crate::jobs::crd::all());
+    crds.push(crate::framework::crd::crd());
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     crds
 }
@@ -39,6 +40,10 @@ mod tests {
         for (app, name) in [
             ("tf-job-controller", "tfjobs.kubeflow.org"),
             ("pytorch-job-controller", "pytorchjobs.kubeflow.org"),
+            (
+                "framework-controller",
+                "frameworks.frameworkcontroller.microsoft.com",
+            ),
         ] {
             let path = format!(
                 "{}/manifests/{app}/base/crd.yaml",

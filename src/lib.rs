@@ -8,6 +8,7 @@ pub mod cache;
 #[cfg(feature = "testbed")]
 pub mod control_plane;
 pub mod crds;
+pub mod framework;
 pub mod http_client;
 pub mod jobs;
 pub mod kfdef;

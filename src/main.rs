@@ -41,7 +41,7 @@ enum Command {
     /// (built with the `testbed` feature only: for tests and `make run`).
     #[cfg(feature = "testbed")]
     LocalCluster(LocalClusterArgs),
-    /// Run the TFJob and PyTorchJob controllers (kubeflow.org/v1) until interrupted.
+    /// Run the TFJob and PyTorchJob (kubeflow.org/v1) and Framework controllers until interrupted.
     JobController(JobControllerArgs),
 }
 
@@ -61,7 +61,7 @@ struct CrdsArgs {
 
 #[derive(clap::Args)]
 struct JobControllerArgs {
-    /// The job kinds to run, comma-separated: tfjob, pytorchjob.
+    /// The job kinds to run, comma-separated: tfjob, pytorchjob, framework.
     #[arg(long, value_delimiter = ',', default_value = "tfjob,pytorchjob")]
     kinds: Vec<Kind>,
     /// Watch only this namespace (default: all namespaces).
@@ -80,6 +80,10 @@ struct JobControllerArgs {
     /// lost node never confirms deletion).
     #[arg(long, default_value_t = 300)]
     force_delete_after: u64,
+    /// FrameworkController's config file (frameworkcontroller.yaml): its `podFailureSpec`,
+    /// `objectLocalCacheCreationTimeoutSec` and conflict retry delays are used.
+    #[arg(long)]
+    framework_config: Option<PathBuf>,
     /// API writes per second (client-side limit shared by every kind).
     #[arg(long, default_value_t = job_controllers::DEFAULT_API_QPS)]
     api_qps: f64,
@@ -472,6 +476,7 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
             gang: args.gang_scheduler.as_deref().map(GangScheduler::from_name),
             force_delete_after: std::time::Duration::from_secs(args.force_delete_after),
         },
+        framework: framework_config(args.framework_config.as_deref())?,
     };
     tokio::select! {
         result = job_controllers::run(client, &args.kinds, options) => match result {
@@ -481,6 +486,23 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => Ok(()),
         () = terminated() => Ok(()),
     }
+}
+
+/// The Framework controller's settings, from FrameworkController's config file if given.
+fn framework_config(
+    path: Option<&std::path::Path>,
+) -> Result<kfop::framework::engine::Config, String> {
+    let Some(path) = path else {
+        return Ok(kfop::framework::engine::Config::default());
+    };
+    let yaml =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let classifier = kfop::framework::completion::Classifier::from_config_yaml(
+        &path.display().to_string(),
+        &yaml,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(kfop::framework::engine::Config { classifier })
 }
 
 async fn terminated() {

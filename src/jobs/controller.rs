@@ -59,6 +59,8 @@ pub enum Kind {
     TFJob,
     /// `PyTorchJob`.
     PyTorchJob,
+    /// FrameworkController's `Framework` (`frameworkcontroller.microsoft.com/v1`).
+    Framework,
 }
 
 impl FromStr for Kind {
@@ -68,8 +70,9 @@ impl FromStr for Kind {
         match s.to_ascii_lowercase().as_str() {
             "tfjob" | "tfjobs" => Ok(Kind::TFJob),
             "pytorchjob" | "pytorchjobs" => Ok(Kind::PyTorchJob),
+            "framework" | "frameworks" => Ok(Kind::Framework),
             other => Err(format!(
-                "unknown job kind {other:?}: expected tfjob or pytorchjob"
+                "unknown job kind {other:?}: expected tfjob, pytorchjob or framework"
             )),
         }
     }
@@ -80,6 +83,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::TFJob => "tfjob",
             Kind::PyTorchJob => "pytorchjob",
+            Kind::Framework => "framework",
         })
     }
 }
@@ -99,6 +103,8 @@ pub struct Options {
     pub max_in_flight: usize,
     /// The engine's settings (cluster domain, gang scheduler, force-delete timeout).
     pub engine: engine::Config,
+    /// The Framework controller's settings (failure classification, timeouts).
+    pub framework: crate::framework::engine::Config,
 }
 
 impl Default for Options {
@@ -110,6 +116,7 @@ impl Default for Options {
             api_burst: DEFAULT_API_BURST,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             engine: engine::Config::default(),
+            framework: crate::framework::engine::Config::default(),
         }
     }
 }
@@ -169,6 +176,17 @@ pub async fn run(client: Client, kinds: &[Kind], options: Options) -> Result<(),
         controllers.push(match kind {
             Kind::TFJob => run_kind::<TFJob>(client, options, limits).boxed(),
             Kind::PyTorchJob => run_kind::<PyTorchJob>(client, options, limits).boxed(),
+            Kind::Framework => crate::framework::controller::run(
+                client,
+                crate::framework::controller::Options {
+                    namespace: options.namespace,
+                    workers: options.workers,
+                    max_in_flight: options.max_in_flight,
+                    engine: options.framework,
+                },
+                limits,
+            )
+            .boxed(),
         });
     }
     future::join_all(controllers).await;
@@ -802,6 +820,7 @@ mod tests {
         assert_eq!("TFJob".parse::<Kind>(), Ok(Kind::TFJob));
         assert_eq!("pytorchjobs".parse::<Kind>(), Ok(Kind::PyTorchJob));
         assert!("mpijob".parse::<Kind>().is_err());
+        assert_eq!("Framework".parse::<Kind>(), Ok(Kind::Framework));
         assert_eq!(Kind::PyTorchJob.to_string(), "pytorchjob");
     }
 

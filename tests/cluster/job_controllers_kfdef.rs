@@ -4,6 +4,7 @@
 use crate::operator_support::{self as op, App};
 use crate::support::{self, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 use std::path::Path;
@@ -27,6 +28,12 @@ async fn a_kfdef_deploys_and_heals_the_job_controllers() {
             name: "pytorch-job-controller",
             path: "pytorch-job-controller",
             overlays: &["gang-volcano"],
+            parameters: &[("namespace", ns.name.as_str())],
+        },
+        App {
+            name: "framework-controller",
+            path: "framework-controller",
+            overlays: &[],
             parameters: &[("namespace", ns.name.as_str())],
         },
     ];
@@ -69,6 +76,43 @@ async fn a_kfdef_deploys_and_heals_the_job_controllers() {
             "--gang-scheduler=volcano"
         ]
     );
+
+    let framework = eventually(
+        op::TIMEOUT,
+        "the Framework controller Deployment",
+        || async { deployments.get_opt("framework-controller").await.ok()? },
+    )
+    .await;
+    assert_eq!(
+        args(&framework),
+        vec![
+            "job-controller",
+            "--kinds",
+            "framework",
+            "--framework-config",
+            "/etc/frameworkcontroller/frameworkcontroller.yaml"
+        ]
+    );
+    // Its config is a generated ConfigMap (name with a content hash) mounted into the pod.
+    let config = framework
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find_map(|v| v.config_map.as_ref()))
+        .map(|c| c.name.clone())
+        .expect("a ConfigMap volume");
+    assert!(
+        config.starts_with("framework-controller-config-"),
+        "{config}"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let data = eventually(op::TIMEOUT, "the Framework controller config", || async {
+        config_maps.get_opt(&config).await.ok()??.data
+    })
+    .await;
+    assert!(data["frameworkcontroller.yaml"].contains("podFailureSpec"));
 
     deployments
         .delete("tf-job-controller", &DeleteParams::default())
