@@ -463,8 +463,13 @@ impl Renderer {
             source,
         })?;
         let origin = path.display().to_string();
+        let mut written_empty = yaml::empty_values(&text)
+            .filter(|per_document| per_document.len() == documents.len())
+            .unwrap_or_default()
+            .into_iter();
         let mut resources = Vec::new();
         for document in documents {
+            let empty = written_empty.next().unwrap_or_default();
             let Value::Object(map) = document else {
                 return Err(RenderError::Invalid {
                     file: path.to_path_buf(),
@@ -480,13 +485,17 @@ impl Renderer {
             }
             if kind.ends_with("List") && map.get("items").is_some_and(Value::is_array) {
                 if let Some(Value::Array(items)) = map.get("items") {
+                    // kustomize re-reads a List's items from JSON: no field of theirs is
+                    // written as nothing any more.
                     for item in items.iter().filter(|i| i.is_object()) {
                         resources.push(Resource::new(item.clone(), origin.clone()));
                     }
                 }
                 continue;
             }
-            resources.push(Resource::new(Value::Object(map), origin.clone()));
+            let mut resource = Resource::new(Value::Object(map), origin.clone());
+            resource.written_empty = empty;
+            resources.push(resource);
         }
         Ok(resources)
     }
