@@ -366,12 +366,12 @@ fn v1_2_archive() -> Option<String> {
 }
 
 /// Renders every application of `kfdef` with every repo pointed at `uri`; returns the object
-/// count per application, and the failures.
+/// count per application, the failures, and the application paths the archive lacks.
 async fn render_all(
     kfdef: &mut KfDef,
     uri: &str,
     cache: &RepoCache,
-) -> (Vec<(String, usize)>, Vec<String>) {
+) -> (Vec<(String, usize)>, Vec<String>, Vec<String>) {
     kfdef.metadata.name = Some("kubeflow".into());
     if kfdef.metadata.namespace.is_none() {
         kfdef.metadata.namespace = Some("kubeflow".into());
@@ -379,17 +379,18 @@ async fn render_all(
     for repo in &mut kfdef.spec.repos {
         repo.uri = uri.to_string();
     }
-    let (mut counts, mut failures) = (Vec::new(), Vec::new());
+    let (mut counts, mut failures, mut absent) = (Vec::new(), Vec::new(), Vec::new());
     for app in kfop::applications::render(kfdef, cache, None).await {
         match app.result {
             Ok(objects) if objects.is_empty() => {
                 failures.push(format!("{}: no objects", app.name));
             }
             Ok(objects) => counts.push((app.name, objects.len())),
+            Err(kfop::applications::ApplicationError::Path { path, .. }) => absent.push(path),
             Err(e) => failures.push(e.to_string()),
         }
     }
-    (counts, failures)
+    (counts, failures, absent)
 }
 
 /// The KfDef files of the kfctl v1.1/v1.2 era in the archive's `kfdef/` folder: those released
@@ -426,13 +427,14 @@ async fn every_application_of_the_v1_2_branch_kfdefs_renders() {
         25,
         "18 v1.1.0/v1.2.0 KfDefs and 7 unversioned ones"
     );
-    let (mut applications, mut failures) = (0, Vec::new());
+    let (mut applications, mut failures, mut absent) = (0, Vec::new(), BTreeSet::new());
     for file in &files {
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         let mut kfdef = kfop::kfdef::read_file(file)
             .unwrap_or_else(|e| panic!("{e}"))
             .kfdef;
-        let (counts, failed) = render_all(&mut kfdef, &uri, &cache).await;
+        let (counts, failed, missing) = render_all(&mut kfdef, &uri, &cache).await;
+        absent.extend(missing);
         applications += counts.len();
         let total: usize = counts.iter().map(|(_, n)| n).sum();
         println!(
@@ -447,10 +449,24 @@ async fn every_application_of_the_v1_2_branch_kfdefs_renders() {
         failures.extend(failed.into_iter().map(|f| format!("{name}: {f}")));
     }
     println!(
-        "v1.2-branch KfDefs: {applications} applications rendered, {} failed",
+        "v1.2-branch KfDefs: {applications} applications rendered, {} failed; directories the \
+         archive lacks (the v1.1-branch and master archives those KfDefs name have them): {absent:?}",
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let expected_absent: BTreeSet<String> = [
+        "stacks/azure/application/add-anonymous-user-filter-istio-1.6",
+        "stacks/ibm/application/tensorboard",
+        "tensorboard",
+        "tensorboard/overlays/istio",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    assert_eq!(
+        absent, expected_absent,
+        "application directories the archive lacks"
+    );
 }
 
 #[tokio::test]
@@ -476,8 +492,12 @@ async fn trimmed_kfctl_era_kfdef_fixtures_render() {
             parsed.unknown_fields
         );
         let mut kfdef = parsed.kfdef;
-        let (counts, failures) = render_all(&mut kfdef, &uri, &cache).await;
-        assert!(failures.is_empty(), "{}: {failures:?}", file.display());
+        let (counts, failures, absent) = render_all(&mut kfdef, &uri, &cache).await;
+        assert!(
+            failures.is_empty() && absent.is_empty(),
+            "{}: {failures:?} {absent:?}",
+            file.display()
+        );
         assert_eq!(counts.len(), kfdef.spec.applications.len());
     }
 }

@@ -428,10 +428,14 @@ impl Renderer {
             .find(|path| self.loader.is_file(path))
             .ok_or_else(|| RenderError::NoKustomization(dir.to_path_buf()))?;
         let text = self.loader.read_text(&file)?;
-        let document = yaml::parse_document(&text).map_err(|source| RenderError::Yaml {
-            path: file.clone(),
-            source,
-        })?;
+        let (document, repeated_keys) =
+            yaml::parse_kustomization_document(&text).map_err(|source| RenderError::Yaml {
+                path: file.clone(),
+                source,
+            })?;
+        if repeated_keys {
+            tracing::warn!(file = %file.display(), "a key is repeated; the last value is used, as kfctl-era kustomize did (kustomize v5 refuses the file)");
+        }
         let kustomization =
             Kustomization::from_value(document).map_err(|source| RenderError::Kustomization {
                 path: file.clone(),

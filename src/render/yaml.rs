@@ -319,6 +319,28 @@ pub fn parse_document(text: &str) -> Result<Value, YamlError> {
     })
 }
 
+/// Parses a kustomization file's document. kustomize v5 refuses a mapping that repeats a key;
+/// the kustomize of the kfctl era (go-yaml v2) kept the last value, and kfctl-era manifests rely
+/// on it (`commonLabels` twice in kubeflow/manifests v1.2's `jupyter-web-app/base_v3`). kfop
+/// keeps the last value too; the second result says whether a key was repeated.
+pub fn parse_kustomization_document(text: &str) -> Result<(Value, bool), YamlError> {
+    match parse_document(text) {
+        Err(e) if e.message.contains("duplicate mapping key") => {
+            let options = serde_saphyr::options! {
+                strict_booleans: true,
+                legacy_octal_numbers: true,
+                duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+            };
+            serde_saphyr::from_str_with_options::<Value>(&fold_like_go_yaml(text), options)
+                .map(|value| (value, true))
+                .map_err(|e| YamlError {
+                    message: first_line(&e.to_string()),
+                })
+        }
+        other => other.map(|value| (value, false)),
+    }
+}
+
 /// Prints documents as one YAML stream, `---` between documents.
 pub fn to_yaml_stream(documents: &[Value]) -> Result<String, serde_saphyr::SerializeError> {
     let mut out = String::new();
@@ -475,6 +497,23 @@ mod tests {
         for text in table {
             assert_eq!(empty_values(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn repeated_kustomization_keys_keep_the_last_value() {
+        let text = "commonLabels:\n  a: b\nresources: [x.yaml]\ncommonLabels:\n  c: d\n";
+        assert!(parse_document(text).is_err());
+        assert_eq!(
+            parse_kustomization_document(text).expect("lenient"),
+            (
+                json!({"commonLabels": {"c": "d"}, "resources": ["x.yaml"]}),
+                true
+            )
+        );
+        assert_eq!(
+            parse_kustomization_document("a: 1\n").expect("plain"),
+            (json!({"a": 1}), false)
+        );
     }
 
     #[test]

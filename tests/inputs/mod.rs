@@ -141,6 +141,39 @@ impl Kubectl {
             .collect()
     }
 
+    /// [`Self::kustomize_all`], each output as one compact JSON text per object (serde_json's,
+    /// keys sorted), kept beside the cached output so that later runs need not parse YAML.
+    pub fn kustomize_all_json(
+        &self,
+        tree: &Path,
+        dirs: &[String],
+    ) -> Vec<Result<Vec<String>, String>> {
+        let outputs = self.kustomize_all(tree, dirs);
+        let cache = cache_root()
+            .join("kubectl-kustomize")
+            .join(self.cache_key(tree));
+        dirs.iter()
+            .zip(outputs)
+            .map(|(dir, output)| {
+                let text = output?;
+                let file = cache.join(format!("{}.jsonl", dir.replace('/', "_")));
+                if let Ok(lines) = std::fs::read_to_string(&file) {
+                    return Ok(lines.lines().map(str::to_string).collect());
+                }
+                let objects = kfop::render::yaml::parse_documents(&text)
+                    .map_err(|e| format!("kubectl's output does not parse: {e}"))?;
+                let lines: Vec<String> = objects
+                    .iter()
+                    .map(|o| serde_json::to_string(o).expect("JSON"))
+                    .collect();
+                let temporary = file.with_extension("tmp");
+                std::fs::write(&temporary, lines.join("\n")).expect("write the cache");
+                std::fs::rename(&temporary, &file).expect("write the cache");
+                Ok(lines)
+            })
+            .collect()
+    }
+
     fn cache_key(&self, tree: &Path) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.version.as_bytes());
