@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Built binaries and Go caches live outside the repo (see hack/control-plane/build.sh).
 export KFOP_CACHE ?= $(HOME)/.cache/kfop
 
-.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help bench bundle
+.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help bench bundle fuzz
 
 all: build
 
@@ -21,8 +21,8 @@ release: ## Build kfop (release).
 control-plane: ## Build etcd, kube-apiserver and kube-controller-manager from source, once, into $(KFOP_CACHE).
 	hack/control-plane/build.sh >/dev/null
 
-test: lint control-plane ## Lint, then run every test (unit and cluster) on a local control plane.
-	KFOP_REQUIRE_CLUSTER=1 KFOP_CONTROL_PLANE_BIN="$$(hack/control-plane/build.sh)" $(CARGO) test --locked --all-targets
+test: lint control-plane ## Lint, then run every test (unit, corpus and cluster) on a local control plane.
+	KFOP_REQUIRE_CLUSTER=1 KFOP_REQUIRE_INPUTS=1 KFOP_CONTROL_PLANE_BIN="$$(hack/control-plane/build.sh)" $(CARGO) test --locked --all-targets
 
 unit-test: ## Run the tests that need no cluster (cluster tests skip, saying so).
 	$(CARGO) test --locked --all-targets
@@ -51,6 +51,10 @@ bench: ## Benchmarks: rendering vs kubectl kustomize, self-heal and job creation
 	hack/bench-render.sh
 	hack/bench-self-heal.sh
 	hack/bench-jobs.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: ## Run each fuzz target for FUZZ_SECONDS (needs a nightly toolchain and cargo-fuzz; not part of CI).
+	hack/fuzz.sh $(FUZZ_SECONDS)
 
 image: ## Build the container image (needs a Docker engine).
 	docker build -t kfop:dev .

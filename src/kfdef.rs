@@ -58,18 +58,34 @@ pub struct KfDefSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The applications to install, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub applications: Vec<Application>,
     /// Platform plugins (e.g. `KfGcpPlugin`, `KfAwsPlugin`); kfop keeps them but does not run them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub plugins: Vec<Plugin>,
     /// Secrets the plugins read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub secrets: Vec<Secret>,
     /// The manifest repos the applications refer to by name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub repos: Vec<Repo>,
 }
@@ -94,10 +110,18 @@ pub struct KustomizeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_ref: Option<RepoRef>,
     /// Folders under `<path>/overlays/` merged over `<path>/base`, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub overlays: Vec<String>,
     /// Values written into the package's `params.env` files.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub parameters: Vec<Parameter>,
 }
 
@@ -380,6 +404,15 @@ pub struct RepoCacheEntry {
     pub local_path: Option<String>,
 }
 
+/// A list written as null (`overlays:` with nothing under it) is empty, as kfctl read it.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// The schema of an object whose fields kfop keeps as written.
 fn open_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
@@ -611,6 +644,23 @@ mod tests {
         assert_eq!(
             parsed.unknown_fields,
             ["spec.applications.0.kustomizeConfig.overlay"]
+        );
+    }
+
+    #[test]
+    fn null_lists_read_as_empty() {
+        let yaml = "apiVersion: kfdef.apps.kubeflow.org/v1\nkind: KfDef\nmetadata: {}\nspec:\n  applications:\n  - name: a\n    kustomizeConfig:\n      overlays:\n      parameters: ~\n      repoRef: {name: m, path: a}\n  plugins:\n  secrets: null\n  repos:\n  - name: m\n    uri: /m\n";
+        let parsed = parse(yaml, "kf.yaml").expect("nulls are empty lists");
+        let config = parsed.kfdef.spec.applications[0]
+            .kustomize_config
+            .as_ref()
+            .expect("kustomizeConfig");
+        assert!(config.overlays.is_empty() && config.parameters.is_empty());
+        assert!(parsed.kfdef.spec.plugins.is_empty() && parsed.kfdef.spec.secrets.is_empty());
+        assert!(
+            parsed.unknown_fields.is_empty(),
+            "{:?}",
+            parsed.unknown_fields
         );
     }
 

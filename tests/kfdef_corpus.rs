@@ -1,24 +1,14 @@
 //! Every real KfDef file of the kubeflow/manifests v1.0 corpus parses and round-trips without losing a field.
 
+mod inputs;
+
 use kfop::kfdef::{self, KfDef};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// The corpus's KfDef folder: `../shared/corpus` beside the crate, or `$KFOP_CORPUS` when set.
+/// The v1.0 corpus's KfDef folder (see `inputs` for where corpora are looked for).
 fn kfdef_dir() -> Option<PathBuf> {
-    let corpus = std::env::var_os("KFOP_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/corpus"));
-    let dir = corpus.join("kubeflow-manifests-v1.0/tree/kfdef");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping the KfDef corpus test: {} is absent (set KFOP_CORPUS to the corpus folder)",
-            dir.display()
-        );
-        None
-    }
+    inputs::corpus("kubeflow-manifests-v1.0", "tree/kfdef").map(|c| c.join("tree/kfdef"))
 }
 
 fn corpus_files() -> Option<Vec<PathBuf>> {

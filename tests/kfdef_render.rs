@@ -1,7 +1,11 @@
-//! KfDef applications rendered end to end against the kubeflow/manifests v1.0 corpus: every
-//! application of the 32 real KfDef files renders; each distinct application of the main KfDefs
-//! matches `kubectl kustomize` run on the kustomization kfctl would have generated; and the merge
-//! of several overlays with parameters is pinned for a few applications.
+//! KfDef applications rendered end to end against real manifests: every application of the 32
+//! KfDef files of the kubeflow/manifests v1.0 corpus renders; each distinct application of the
+//! main ones matches `kubectl kustomize` run on the kustomization kfctl would have generated; the
+//! merge of several overlays with parameters is pinned for a few applications; and every KfDef of
+//! the kfctl v1.1/v1.2 era (the `kfdef/` folder of the v1.2-branch archive) renders every
+//! application from that archive, as do the trimmed copies kept in `tests/fixtures/kfdef/`.
+
+mod inputs;
 
 use kfop::kfdef::KfDef;
 use kfop::render::kfctl::{self, ApplicationSource, KfDefContext};
@@ -13,17 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("KFOP_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/kubeflow-manifests-v1.0")
-        });
-    if dir.join("tree/kfdef").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: corpus not found at {}", dir.display());
-        None
-    }
+    inputs::corpus("kubeflow-manifests-v1.0", "tree/kfdef")
 }
 
 /// A corpus KfDef with a name and its repos pointed at the corpus tree.
@@ -181,15 +175,9 @@ fn copy_tree(from: &Path, to: &Path) {
 #[test]
 fn applications_match_kubectl_kustomize_of_kfctls_generated_kustomization() {
     let Some(corpus) = corpus() else { return };
-    if std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: kubectl not found");
+    let Some(_kubectl) = inputs::Kubectl::find() else {
         return;
-    }
+    };
     let tree = corpus.join("tree").canonicalize().expect("tree");
     let scratch = tempfile::tempdir().expect("scratch");
     copy_tree(&tree, scratch.path());
@@ -366,5 +354,152 @@ fn parameters_fill_params_env_like_kfctl() {
         if let Some(value) = line.strip_prefix("namespace=") {
             assert_eq!(value, "kubeflow");
         }
+    }
+}
+
+/// The kfctl v1.1/v1.2 archive of kubeflow/manifests (v1.2-branch), as a repo `uri`.
+fn v1_2_archive() -> Option<String> {
+    let corpus = inputs::corpus("kubeflow-manifests-v1.2", "manifests-v1.2-branch.tar.gz")?;
+    let archive = corpus
+        .join("manifests-v1.2-branch.tar.gz")
+        .canonicalize()
+        .expect("archive path");
+    Some(format!("file://{}", archive.display()))
+}
+
+/// Renders every application of `kfdef` with every repo pointed at `uri`; returns the object
+/// count per application, the failures, and the application paths the archive lacks.
+async fn render_all(
+    kfdef: &mut KfDef,
+    uri: &str,
+    cache: &RepoCache,
+) -> (Vec<(String, usize)>, Vec<String>, Vec<String>) {
+    kfdef.metadata.name = Some("kubeflow".into());
+    if kfdef.metadata.namespace.is_none() {
+        kfdef.metadata.namespace = Some("kubeflow".into());
+    }
+    for repo in &mut kfdef.spec.repos {
+        repo.uri = uri.to_string();
+    }
+    let (mut counts, mut failures, mut absent) = (Vec::new(), Vec::new(), Vec::new());
+    for app in kfop::applications::render(kfdef, cache, None).await {
+        match app.result {
+            Ok(objects) if objects.is_empty() => {
+                failures.push(format!("{}: no objects", app.name));
+            }
+            Ok(objects) => counts.push((app.name, objects.len())),
+            Err(kfop::applications::ApplicationError::Path { path, .. }) => absent.push(path),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    (counts, failures, absent)
+}
+
+/// The KfDef files of the kfctl v1.1/v1.2 era in the archive's `kfdef/` folder: those released
+/// with v1.1.0 and v1.2.0, and the unversioned ones the branch kept current. (The v1.0.x files
+/// name the v1.0 archives; the v1.0 corpus tests them.)
+fn v1_2_era_kfdefs(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("kfdef"))
+        .expect("the archive's kfdef folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("kfctl_") && name.ends_with(".yaml") && !name.contains(".v1.0.")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn every_application_of_the_v1_2_branch_kfdefs_renders() {
+    let Some(uri) = v1_2_archive() else { return };
+    let cache_dir = tempfile::tempdir().expect("cache dir");
+    let cache = RepoCache::new(cache_dir.path()).expect("cache");
+    let repo = kfop::kfdef::Repo {
+        name: "manifests".into(),
+        uri: uri.clone(),
+        sha256: None,
+    };
+    let root = cache.fetch(&repo).await.expect("the archive unpacks").root;
+    let files = v1_2_era_kfdefs(&root);
+    assert_eq!(
+        files.len(),
+        25,
+        "18 v1.1.0/v1.2.0 KfDefs and 7 unversioned ones"
+    );
+    let (mut applications, mut failures, mut absent) = (0, Vec::new(), BTreeSet::new());
+    for file in &files {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let mut kfdef = kfop::kfdef::read_file(file)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .kfdef;
+        let (counts, failed, missing) = render_all(&mut kfdef, &uri, &cache).await;
+        absent.extend(missing);
+        applications += counts.len();
+        let total: usize = counts.iter().map(|(_, n)| n).sum();
+        println!(
+            "{name}: {} applications, {total} objects: {}",
+            counts.len(),
+            counts
+                .iter()
+                .map(|(app, n)| format!("{app} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        failures.extend(failed.into_iter().map(|f| format!("{name}: {f}")));
+    }
+    println!(
+        "v1.2-branch KfDefs: {applications} applications rendered, {} failed; directories the \
+         archive lacks (the v1.1-branch and master archives those KfDefs name have them): {absent:?}",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let expected_absent: BTreeSet<String> = [
+        "stacks/azure/application/add-anonymous-user-filter-istio-1.6",
+        "stacks/ibm/application/tensorboard",
+        "tensorboard",
+        "tensorboard/overlays/istio",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    assert_eq!(
+        absent, expected_absent,
+        "application directories the archive lacks"
+    );
+}
+
+#[tokio::test]
+async fn trimmed_kfctl_era_kfdef_fixtures_render() {
+    let Some(uri) = v1_2_archive() else { return };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kfdef");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .expect("tests/fixtures/kfdef")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "a few trimmed KfDefs are kept");
+    let cache_dir = tempfile::tempdir().expect("cache dir");
+    let cache = RepoCache::new(cache_dir.path()).expect("cache");
+    for file in &files {
+        let parsed = kfop::kfdef::read_file(file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            parsed.unknown_fields.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            parsed.unknown_fields
+        );
+        let mut kfdef = parsed.kfdef;
+        let (counts, failures, absent) = render_all(&mut kfdef, &uri, &cache).await;
+        assert!(
+            failures.is_empty() && absent.is_empty(),
+            "{}: {failures:?} {absent:?}",
+            file.display()
+        );
+        assert_eq!(counts.len(), kfdef.spec.applications.len());
     }
 }

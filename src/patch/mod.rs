@@ -36,7 +36,8 @@
 //! # Known differences
 //!
 //! A target field with an empty value (`key:`) is dropped by kustomize's merge but a `key: null`
-//! is kept; a `serde_json::Value` cannot tell them apart, so both are kept here. Numbers are
+//! is kept; a `serde_json::Value` cannot tell them apart, so the caller names the empty ones
+//! ([`apply_strategic_merge_patch_marked`]). Numbers are
 //! compared by their JSON text, where kustomize compares the YAML text (`1e3` vs `1000.0`).
 
 mod json6902;
@@ -51,7 +52,9 @@ use std::fmt;
 use serde_json::Value;
 
 pub use json6902::{Json6902Failure, Json6902Patch};
-pub use strategic::{SmpOptions, apply_strategic_merge_patch, strategic_merge};
+pub use strategic::{
+    SmpOptions, apply_strategic_merge_patch, apply_strategic_merge_patch_marked, strategic_merge,
+};
 
 /// An error from parsing or applying a patch.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

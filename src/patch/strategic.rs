@@ -22,11 +22,26 @@ const DIRECTIVE: &str = "$patch";
 /// does not give a merge strategy, and every list of a custom resource, are replaced wholesale.
 /// This is the bare merge: [`apply_strategic_merge_patch`] adds what kustomize does around it.
 pub fn strategic_merge(target: &Value, patch: &Value) -> Result<Option<Value>, PatchError> {
+    merge_marked(target, &[], patch)
+}
+
+/// [`strategic_merge`], where `written_empty` lists the paths of the target's fields that were
+/// written as nothing (`key:`, see [`crate::render::yaml::empty_values`]): the merge drops them,
+/// as kyaml drops a null it read from empty text, and keeps the target's other nulls.
+fn merge_marked(
+    target: &Value,
+    written_empty: &[Vec<String>],
+    patch: &Value,
+) -> Result<Option<Value>, PatchError> {
     if nests_deeper_than(target, MAX_DEPTH) || nests_deeper_than(patch, MAX_DEPTH) {
         return Err(PatchError::TooDeep { limit: MAX_DEPTH });
     }
     let mut tree = Tree::default();
-    let dest = tree.insert(target);
+    let dest = if written_empty.is_empty() {
+        tree.insert(target)
+    } else {
+        tree.insert_marking(target, &mut Vec::new(), written_empty)
+    };
     let origin = tree.insert(patch);
     let mut walk = Walk {
         tree,
@@ -60,12 +75,23 @@ pub fn apply_strategic_merge_patch(
     patch: &Value,
     options: SmpOptions,
 ) -> Result<Option<Value>, PatchError> {
+    apply_strategic_merge_patch_marked(target, &[], patch, options)
+}
+
+/// [`apply_strategic_merge_patch`], where `written_empty` lists the paths of the target's fields
+/// written as nothing (`key:`), which the merge drops (kyaml keeps only explicit nulls).
+pub fn apply_strategic_merge_patch_marked(
+    target: &Value,
+    written_empty: &[Vec<String>],
+    patch: &Value,
+    options: SmpOptions,
+) -> Result<Option<Value>, PatchError> {
     let mut patch = patch.clone();
     if let Value::Object(p) = &mut patch {
         let api_version = target.get("apiVersion").map_or(String::new(), scalar_text);
         p.insert("apiVersion".to_owned(), Value::String(api_version));
     }
-    let Some(mut merged) = strategic_merge(target, &patch)? else {
+    let Some(mut merged) = merge_marked(target, written_empty, &patch)? else {
         return Ok(None);
     };
     if is_nil_or_empty(&merged) {
@@ -135,12 +161,55 @@ enum Node {
 #[derive(Debug, Default)]
 struct Tree {
     nodes: Vec<Node>,
+    /// Target nulls that were written as nothing (`key:`), which kyaml does not keep.
+    written_empty: Vec<Id>,
 }
 
 impl Tree {
     fn push(&mut self, node: Node) -> Id {
         self.nodes.push(node);
         self.nodes.len() - 1
+    }
+
+    /// Inserts `value`, at `path` in its document, noting the nulls `written_empty` lists.
+    fn insert_marking(
+        &mut self,
+        value: &Value,
+        path: &mut Vec<String>,
+        written_empty: &[Vec<String>],
+    ) -> Id {
+        let node = match value {
+            Value::Null => {
+                let id = self.push(Node::Null { keep: false });
+                if written_empty.iter().any(|p| p == path) {
+                    self.written_empty.push(id);
+                }
+                return id;
+            }
+            Value::Object(m) => Node::Map(
+                m.iter()
+                    .map(|(k, v)| {
+                        path.push(k.clone());
+                        let id = self.insert_marking(v, path, written_empty);
+                        path.pop();
+                        (k.clone(), id)
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Node::Seq(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        path.push(i.to_string());
+                        let id = self.insert_marking(v, path, written_empty);
+                        path.pop();
+                        id
+                    })
+                    .collect(),
+            ),
+            scalar => Node::Scalar(scalar.clone()),
+        };
+        self.push(node)
     }
 
     fn insert(&mut self, value: &Value) -> Id {
@@ -402,8 +471,12 @@ impl Walk {
             if let Ok(Directive::Delete) = self.directive(origin) {
                 return Ok(None);
             }
-            if origin.is_none() && dest.is_some() {
-                // A null the target had, untouched by the patch, is kept.
+            if origin.is_none()
+                && let Some(dest) = dest
+                && !self.tree.written_empty.contains(&dest)
+            {
+                // A null the target had, untouched by the patch, is kept (unless it was written
+                // as nothing).
                 return Ok(Some(self.tree.push(Node::Null { keep: true })));
             }
             return Ok(origin);

@@ -16,10 +16,14 @@ use super::{RenderError, hash, openapi_crds, yaml};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-/// Whether a directory is built as a kustomization or a component.
+/// Whether a directory is built as the root, a kustomization or a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
+    /// The directory a build starts from: a kustomization or a component.
+    Root,
+    /// A directory listed in `resources`: not a component.
     Kustomization,
+    /// A directory listed in `components`.
     Component,
 }
 
@@ -112,7 +116,7 @@ impl Renderer {
             config: TransformerConfig::builtin(),
             ..Default::default()
         };
-        let top = self.accumulate(dir, &mut acc, &mut stack, Role::Kustomization)?;
+        let top = self.accumulate(dir, &mut acc, &mut stack, Role::Root)?;
         let mut resources = acc.resources;
         for resource in resources.iter_mut().filter(|r| r.needs_hash_suffix) {
             let suffix = hash::name_suffix(&resource.object);
@@ -191,11 +195,14 @@ impl Renderer {
                 path: dir.join(path),
                 source,
             })?;
-            let configuration: ConfigurationFile =
-                serde_json::from_value(document).map_err(|e| RenderError::Invalid {
+            let (configuration, warning) =
+                ConfigurationFile::from_value(document).map_err(|e| RenderError::Invalid {
                     file: dir.join(path),
                     message: format!("not a transformer configuration: {e}"),
                 })?;
+            if let Some(warning) = warning {
+                tracing::warn!(file = %dir.join(path).display(), "{warning}");
+            }
             acc.config.merge_file(&configuration);
         }
         for path in &kustomization.crds {
@@ -421,10 +428,14 @@ impl Renderer {
             .find(|path| self.loader.is_file(path))
             .ok_or_else(|| RenderError::NoKustomization(dir.to_path_buf()))?;
         let text = self.loader.read_text(&file)?;
-        let document = yaml::parse_document(&text).map_err(|source| RenderError::Yaml {
-            path: file.clone(),
-            source,
-        })?;
+        let (document, repeated_keys) =
+            yaml::parse_kustomization_document(&text).map_err(|source| RenderError::Yaml {
+                path: file.clone(),
+                source,
+            })?;
+        if repeated_keys {
+            tracing::warn!(file = %file.display(), "a key is repeated; the last value is used, as kfctl-era kustomize did (kustomize v5 refuses the file)");
+        }
         let kustomization =
             Kustomization::from_value(document).map_err(|source| RenderError::Kustomization {
                 path: file.clone(),
@@ -432,13 +443,17 @@ impl Renderer {
             })?;
         let kind = kustomization.kind.as_deref().unwrap_or("Kustomization");
         let expected = match role {
-            Role::Kustomization => "Kustomization",
-            Role::Component => "Component",
+            Role::Root => None,
+            Role::Kustomization => Some("Kustomization"),
+            Role::Component => Some("Component"),
         };
-        if kind != expected {
+        if !matches!(kind, "Kustomization" | "Component") || expected.is_some_and(|e| e != kind) {
             return Err(RenderError::Invalid {
                 file,
-                message: format!("expected kind {expected}, found {kind}"),
+                message: format!(
+                    "expected kind {}, found {kind}",
+                    expected.unwrap_or("Kustomization or Component")
+                ),
             });
         }
         Ok((file, kustomization))
@@ -452,8 +467,13 @@ impl Renderer {
             source,
         })?;
         let origin = path.display().to_string();
+        let mut written_empty = yaml::empty_values(&text)
+            .filter(|per_document| per_document.len() == documents.len())
+            .unwrap_or_default()
+            .into_iter();
         let mut resources = Vec::new();
         for document in documents {
+            let empty = written_empty.next().unwrap_or_default();
             let Value::Object(map) = document else {
                 return Err(RenderError::Invalid {
                     file: path.to_path_buf(),
@@ -469,13 +489,17 @@ impl Renderer {
             }
             if kind.ends_with("List") && map.get("items").is_some_and(Value::is_array) {
                 if let Some(Value::Array(items)) = map.get("items") {
+                    // kustomize re-reads a List's items from JSON: no field of theirs is
+                    // written as nothing any more.
                     for item in items.iter().filter(|i| i.is_object()) {
                         resources.push(Resource::new(item.clone(), origin.clone()));
                     }
                 }
                 continue;
             }
-            resources.push(Resource::new(Value::Object(map), origin.clone()));
+            let mut resource = Resource::new(Value::Object(map), origin.clone());
+            resource.written_empty = empty;
+            resources.push(resource);
         }
         Ok(resources)
     }
@@ -501,14 +525,12 @@ fn absorb(
         message,
     };
     match (matches.as_slice(), behavior) {
-        ([], "" | "create") => acc.append(generated, file),
         ([], "merge" | "replace") => Err(invalid(format!(
             "{id} does not exist; cannot {behavior} it"
         ))),
-        ([], other) | ([_], other) if !matches!(other, "" | "create" | "merge" | "replace") => {
-            Err(invalid(format!("unknown generator behavior {other:?}")))
-        }
-        ([_], "" | "create") => Err(invalid(format!(
+        // kustomize reads a behavior it does not know as unspecified, which creates.
+        ([], _) => acc.append(generated, file),
+        ([_], behavior) if !matches!(behavior, "merge" | "replace") => Err(invalid(format!(
             "{id} already exists; behavior must be merge or replace"
         ))),
         ([index], behavior) => {

@@ -2,9 +2,10 @@
 //! `configurations` files (same schema as kustomize's `configurations`).
 
 use super::fieldspec::FieldSpec;
-use super::kustomization::FieldSpecArgs;
+use super::kustomization::{FieldSpecArgs, normalize_keys};
 use super::resource::Gvk;
 use serde::Deserialize;
+use serde_json::Value;
 
 /// "Objects of kind `target` are referred to by name from these fields."
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,56 @@ struct NameReferenceArgs {
     version: String,
     kind: String,
     field_specs: Vec<FieldSpecArgs>,
+}
+
+impl ConfigurationFile {
+    /// Reads a `configurations` file's document. Field specs of the kfctl era may carry
+    /// `apiGroup` (read as `group`) and `apiVersion` (ignored), which kustomize v2/v3 took and v5
+    /// refuses; kfop takes them and returns one warning per file that uses them.
+    pub fn from_value(document: Value) -> Result<(Self, Option<String>), String> {
+        let mut document = normalize_keys(document);
+        let mut legacy = std::collections::BTreeSet::new();
+        if let Value::Object(map) = &mut document {
+            for (key, list) in map.iter_mut() {
+                let Value::Array(entries) = list else {
+                    continue;
+                };
+                for entry in entries.iter_mut() {
+                    accept_legacy_gvk(entry, &mut legacy);
+                    if key == "nameReference"
+                        && let Some(Value::Array(specs)) = entry.get_mut("fieldSpecs")
+                    {
+                        for spec in specs {
+                            accept_legacy_gvk(spec, &mut legacy);
+                        }
+                    }
+                }
+            }
+        }
+        let file = serde_json::from_value(document).map_err(|e| e.to_string())?;
+        let warning = (!legacy.is_empty()).then(|| {
+            format!(
+                "field specs use {} (kustomize v2/v3 fields that kustomize v5 refuses): `apiGroup` is read as `group`, `apiVersion` is ignored",
+                legacy.into_iter().collect::<Vec<_>>().join(" and ")
+            )
+        });
+        Ok((file, warning))
+    }
+}
+
+/// Moves a field spec's `apiGroup` into `group` (unless it has one) and drops its `apiVersion`,
+/// noting which of them it had.
+fn accept_legacy_gvk(spec: &mut Value, found: &mut std::collections::BTreeSet<&'static str>) {
+    let Value::Object(map) = spec else {
+        return;
+    };
+    if let Some(group) = map.remove("apiGroup") {
+        found.insert("apiGroup");
+        map.entry("group").or_insert(group);
+    }
+    if map.remove("apiVersion").is_some() {
+        found.insert("apiVersion");
+    }
 }
 
 impl From<&FieldSpecArgs> for FieldSpec {

@@ -158,9 +158,8 @@ pub fn generate(
                     (key, Value::String(secret_base64(&bytes)))
                 })
                 .collect();
-            if !data.is_empty() {
-                object.insert("data".into(), Value::Object(data));
-            }
+            // kustomize writes a Secret's `data` even when it is empty (a ConfigMap's, not).
+            object.insert("data".into(), Value::Object(data));
         }
     }
     if options.immutable {

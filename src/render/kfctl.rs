@@ -194,8 +194,8 @@ fn read_kustomization(loader: &Loader, dir: &Path) -> Result<Option<Value>, Rend
         return Ok(None);
     }
     let text = loader.read_text(&file)?;
-    let document =
-        yaml::parse_document(&text).map_err(|source| RenderError::Yaml { path: file, source })?;
+    let (document, _) = yaml::parse_kustomization_document(&text)
+        .map_err(|source| RenderError::Yaml { path: file, source })?;
     Ok(Some(normalize_keys(document)))
 }
 

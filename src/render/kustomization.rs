@@ -283,22 +283,26 @@ impl Kustomization {
     }
 }
 
-/// Renames keys that match a kustomization field name case-insensitively to that name (Go's JSON
-/// decoding, which kustomize uses, matches field names that way), except inside free-form maps.
+/// Reads a kustomization-schema document as kustomize (Go's JSON decoding) does: keys that match a
+/// field name case-insensitively are renamed to that name, a field whose value is null is absent
+/// (so `resources:` with nothing under it is an empty list), and a null value in a map of user
+/// keys (labels, annotations) is the empty string.
 pub fn normalize_keys(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
+                .filter(|(_, value)| !value.is_null())
                 .map(|(key, value)| {
                     let canonical = KNOWN_FIELDS
                         .iter()
                         .find(|f| f.eq_ignore_ascii_case(&key))
                         .map(|f| (*f).to_string())
                         .unwrap_or(key);
-                    let value = if FREE_FORM_FIELDS.contains(&canonical.as_str()) {
-                        value
-                    } else {
-                        normalize_keys(value)
+                    let value = match value {
+                        Value::Object(map) if FREE_FORM_FIELDS.contains(&canonical.as_str()) => {
+                            nulls_as_empty_strings(map)
+                        }
+                        other => normalize_keys(other),
                     };
                     (canonical, value)
                 })
@@ -307,6 +311,18 @@ pub fn normalize_keys(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(normalize_keys).collect()),
         other => other,
     }
+}
+
+/// `{a: null}` → `{a: ""}`: what Go's decoding makes of a null in a `map[string]string`.
+fn nulls_as_empty_strings(map: Map<String, Value>) -> Value {
+    Value::Object(
+        map.into_iter()
+            .map(|(key, value)| match value {
+                Value::Null => (key, Value::String(String::new())),
+                other => (key, other),
+            })
+            .collect(),
+    )
 }
 
 /// Fields whose values are maps of user keys (labels, annotations, object metadata).

@@ -3,6 +3,7 @@
 
 mod build;
 pub mod config;
+pub mod field_path;
 pub mod fieldspec;
 pub mod generators;
 pub mod hash;

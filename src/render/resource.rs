@@ -182,6 +182,8 @@ pub struct Resource {
     pub needs_hash_suffix: bool,
     /// Names of the vars that read a field of this object.
     pub var_names: Vec<String>,
+    /// Paths of the fields written as nothing (`key:`), which a strategic merge drops.
+    pub written_empty: Vec<crate::render::yaml::FieldPath>,
 }
 
 impl Resource {
@@ -195,6 +197,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash_suffix: false,
             var_names: Vec::new(),
+            written_empty: Vec::new(),
         }
     }
 

@@ -183,6 +183,132 @@ impl<'de> serde::Deserialize<'de> for MapKey {
     }
 }
 
+/// A path into a document: map keys, and list positions as decimal text.
+pub type FieldPath = Vec<String>;
+
+/// Where each document of a YAML stream (empty documents skipped, as [`parse_documents`] does)
+/// has a map value written as nothing at all (`key:`), as opposed to `null` or `~`.
+///
+/// kustomize's strategic merge drops such fields from the objects it patches and keeps the
+/// explicit nulls; a `serde_json::Value` holds both as `null`, so the renderer keeps this list
+/// beside each object. Returns `None` when the stream has no such value (checked cheaply on the
+/// text first; the exact answer comes from the YAML events).
+pub fn empty_values(text: &str) -> Option<Vec<Vec<FieldPath>>> {
+    if !may_have_empty_values(text) {
+        return None;
+    }
+    use granit_parser::{Event, Parser, ScalarStyle};
+    enum Frame {
+        Map { key: Option<String> },
+        Seq { index: usize },
+    }
+    let mut documents: Vec<Vec<FieldPath>> = Vec::new();
+    let mut current: Vec<FieldPath> = Vec::new();
+    let mut root_is_null = false;
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut any = false;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        // The parser reports a value written as nothing as `~`, with an empty span.
+        let written_empty = span.start.index() == span.end.index();
+        match event {
+            Event::DocumentStart(..) => {
+                current = Vec::new();
+                root_is_null = false;
+            }
+            Event::DocumentEnd => {
+                if !root_is_null {
+                    documents.push(std::mem::take(&mut current));
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                match stack.last_mut() {
+                    // A key that is a map or a list: not a Kubernetes object; no answer.
+                    Some(Frame::Map { key: None }) => return None,
+                    Some(Frame::Map { key }) => path.push(key.take().unwrap_or_default()),
+                    Some(Frame::Seq { index }) => {
+                        path.push(index.to_string());
+                        *index += 1;
+                    }
+                    None => {}
+                }
+                stack.push(if matches!(event, Event::MappingStart(..)) {
+                    Frame::Map { key: None }
+                } else {
+                    Frame::Seq { index: 0 }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                if !stack.is_empty() {
+                    path.pop();
+                }
+            }
+            Event::Scalar(value, style, _, tag) => match stack.last_mut() {
+                None => {
+                    root_is_null = style == ScalarStyle::Plain
+                        && tag.is_none()
+                        && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                }
+                Some(Frame::Map { key: key @ None }) => *key = Some(value.into_owned()),
+                Some(Frame::Map { key }) => {
+                    let name = key.take().unwrap_or_default();
+                    if written_empty && style == ScalarStyle::Plain && tag.is_none() {
+                        let mut at = path.clone();
+                        at.push(name);
+                        current.push(at);
+                        any = true;
+                    }
+                }
+                Some(Frame::Seq { index }) => *index += 1,
+            },
+            Event::Alias(_) => match stack.last_mut() {
+                Some(Frame::Map { key: None }) => return None,
+                Some(Frame::Map { key }) => *key = None,
+                Some(Frame::Seq { index }) => *index += 1,
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    any.then_some(documents)
+}
+
+/// Whether some line of `text` may be a block mapping key with no value: it ends in `:` (before
+/// any comment) and the next line with content is not indented deeper than the key (nor a list
+/// item at the key's column). A cheap test that lets [`empty_values`] skip most files.
+fn may_have_empty_values(text: &str) -> bool {
+    let content = |line: &str| {
+        let trimmed = line.trim_start_matches(' ');
+        !(trimmed.is_empty() || trimmed.starts_with('#'))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line).trim_end();
+        if !code.ends_with(':') || code.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut key_column = line.len() - line.trim_start_matches(' ').len();
+        let mut rest = &line[key_column..];
+        while let Some(after) = rest.strip_prefix("- ") {
+            let spaces = after.len() - after.trim_start_matches(' ').len();
+            key_column += 2 + spaces;
+            rest = &after[spaces..];
+        }
+        let next = lines[i + 1..].iter().find(|l| content(l));
+        let Some(next) = next else {
+            return true;
+        };
+        let next_column = next.len() - next.trim_start_matches(' ').len();
+        let list_value = next_column == key_column && next.trim_start().starts_with('-');
+        if next_column <= key_column && !list_value {
+            return true;
+        }
+    }
+    false
+}
+
 /// Parses a single YAML document (an empty document is `null`).
 pub fn parse_document(text: &str) -> Result<Value, YamlError> {
     if text.trim().is_empty() {
@@ -193,6 +319,28 @@ pub fn parse_document(text: &str) -> Result<Value, YamlError> {
             message: first_line(&e.to_string()),
         }
     })
+}
+
+/// Parses a kustomization file's document. kustomize v5 refuses a mapping that repeats a key;
+/// the kustomize of the kfctl era (go-yaml v2) kept the last value, and kfctl-era manifests rely
+/// on it (`commonLabels` twice in kubeflow/manifests v1.2's `jupyter-web-app/base_v3`). kfop
+/// keeps the last value too; the second result says whether a key was repeated.
+pub fn parse_kustomization_document(text: &str) -> Result<(Value, bool), YamlError> {
+    match parse_document(text) {
+        Err(e) if e.message.contains("duplicate mapping key") => {
+            let options = serde_saphyr::options! {
+                strict_booleans: true,
+                legacy_octal_numbers: true,
+                duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+            };
+            serde_saphyr::from_str_with_options::<Value>(&fold_like_go_yaml(text), options)
+                .map(|value| (value, true))
+                .map_err(|e| YamlError {
+                    message: first_line(&e.to_string()),
+                })
+        }
+        other => other.map(|value| (value, false)),
+    }
 }
 
 /// Prints documents as one YAML stream, `---` between documents.
@@ -337,6 +485,46 @@ mod tests {
     fn syntax_errors_name_the_line() {
         let err = parse_documents("a: 1\n  b: 2\n").expect_err("bad yaml");
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn finds_values_written_as_nothing() {
+        let path = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let text =
+            "a:\nb: null\nc: ~\nd:\n  e:\n  f: 1\ng:\n- h:\n  i: null\n- x\nj: ''\n---\n---\nk:\n";
+        assert_eq!(
+            empty_values(text),
+            Some(vec![
+                vec![path(&["a"]), path(&["d", "e"]), path(&["g", "0", "h"])],
+                vec![path(&["k"])],
+            ])
+        );
+        let table = [
+            "a: 1\nb:\n  c: 2\n",
+            "a:\n- 1\n",
+            "a: null\nb: ~\n",
+            "a: |\n  b:\n  c\n",
+        ];
+        for text in table {
+            assert_eq!(empty_values(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_kustomization_keys_keep_the_last_value() {
+        let text = "commonLabels:\n  a: b\nresources: [x.yaml]\ncommonLabels:\n  c: d\n";
+        assert!(parse_document(text).is_err());
+        assert_eq!(
+            parse_kustomization_document(text).expect("lenient"),
+            (
+                json!({"commonLabels": {"c": "d"}, "resources": ["x.yaml"]}),
+                true
+            )
+        );
+        assert_eq!(
+            parse_kustomization_document("a: 1\n").expect("plain"),
+            (json!({"a": 1}), false)
+        );
     }
 
     #[test]

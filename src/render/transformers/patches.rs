@@ -73,10 +73,30 @@ fn apply_smp(
     source: &PatchSource<'_>,
 ) -> Result<(), RenderError> {
     let target_id = resources[index].id();
-    match patch::apply_strategic_merge_patch(&resources[index].object, document, options)
-        .map_err(|e| error(source, format!("on {target_id}: {e}")))?
+    let target = &resources[index];
+    match patch::apply_strategic_merge_patch_marked(
+        &target.object,
+        &target.written_empty,
+        document,
+        options,
+    )
+    .map_err(|e| error(source, format!("on {target_id}: {e}")))?
     {
         Some(patched) => {
+            // What the merge walked lost its empty fields; the rest keep their mark.
+            let still_null = |path: &Vec<String>| {
+                let mut node = &patched;
+                for key in path {
+                    node = match node {
+                        Value::Object(map) => map.get(key),
+                        Value::Array(items) => key.parse().ok().and_then(|i: usize| items.get(i)),
+                        _ => None,
+                    }
+                    .unwrap_or(&Value::Bool(false));
+                }
+                node.is_null()
+            };
+            resources[index].written_empty.retain(still_null);
             let renamed = patched.pointer("/metadata/name")
                 != resources[index].object.pointer("/metadata/name");
             if renamed {

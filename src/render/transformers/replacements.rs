@@ -2,12 +2,11 @@
 //! splitting, wildcard (`*`) and list-selector (`[name=x]`) paths, and field creation.
 
 use crate::render::RenderError;
+use crate::render::field_path::{self, Index, Part, scalar_text};
 use crate::render::kustomization::{Replacement, ReplacementOptions, Selector};
 use crate::render::resource::Resource;
 use crate::render::selector::ObjectSelector;
-use crate::render::transformers::vars::{
-    element_matches, field_value, scalar_text, split_field_path,
-};
+use regex::Regex;
 use serde_json::{Map, Value};
 
 /// Applies each replacement in order.
@@ -55,8 +54,11 @@ pub fn apply(
         } else {
             &source.field_path
         };
-        let value = field_value(&source_object.object, path)
-            .filter(|v| !is_empty(v))
+        // An empty string is a value; a null, `{}` or `[]` counts as missing (kyaml's
+        // `IsNilOrEmpty`).
+        let value = field_path::lookup(&source_object.object, path)
+            .map_err(|e| fail(format!("error looking up replacement source: {e}")))?
+            .filter(|v| !is_nil_or_empty(v))
             .cloned()
             .ok_or_else(|| {
                 fail(format!(
@@ -103,7 +105,7 @@ pub fn apply(
                     let mut found = 0;
                     visit(
                         &mut resource.object,
-                        &split(path),
+                        &field_path::split(path),
                         create,
                         &mut |field: &mut Value| {
                             found += 1;
@@ -129,10 +131,9 @@ fn describe(selector: &Selector) -> String {
     format!("{}/{} {}", selector.kind, selector.namespace, selector.name)
 }
 
-fn is_empty(value: &Value) -> bool {
+fn is_nil_or_empty(value: &Value) -> bool {
     match value {
         Value::Null => true,
-        Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,
@@ -192,18 +193,28 @@ fn set_value(
         (Value::String(_), Value::Number(_) | Value::Bool(_)) => {
             Value::String(scalar_text(&value).unwrap_or_default())
         }
+        // A created (or null) field has no type of its own: kustomize prints the text plain, so
+        // `8080` reads back as a number.
+        (Value::Null, Value::String(text)) => plain_scalar(text).unwrap_or(value),
         _ => value,
     };
     Ok(())
 }
 
-/// Splits a field path on dots outside brackets (empty parts dropped).
-fn split(path: &str) -> Vec<String> {
-    let mut parts = split_field_path(path);
-    parts.retain(|p| !p.is_empty());
-    parts
+/// What `text`, printed as a plain YAML scalar, reads back as, when that is a number or a boolean.
+fn plain_scalar(text: &str) -> Option<Value> {
+    if text.is_empty() || text.contains(['\n', ':', '#', '[', '{', ',']) {
+        return None;
+    }
+    match crate::render::yaml::parse_document(text).ok()? {
+        scalar @ (Value::Number(_) | Value::Bool(_)) => Some(scalar),
+        _ => None,
+    }
 }
 
+/// kyaml's `PathMatcher`: calls `action` on every field `path` reaches, creating missing fields
+/// (and list elements a `[key=value]` part names) when `create` is set. List selectors match
+/// element values by unanchored regular expression, as kyaml does.
 fn visit(
     node: &mut Value,
     path: &[String],
@@ -213,70 +224,95 @@ fn visit(
     let Some((head, rest)) = path.split_first() else {
         return action(node);
     };
-    if head == "*" {
-        match node {
-            Value::Array(items) => {
-                for item in items {
-                    visit(item, rest, create, action)?;
-                }
-            }
-            Value::Object(map) => {
-                for item in map.values_mut() {
-                    visit(item, rest, create, action)?;
-                }
-            }
-            _ => {}
-        }
-        return Ok(());
-    }
-    if let Some(selector) = head.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        let Some((key, wanted)) = selector.split_once('=') else {
-            return Err(format!("invalid list selector {head:?}"));
-        };
-        if node.is_null() && create {
-            *node = Value::Array(Vec::new());
-        }
-        let Value::Array(items) = node else {
-            return Ok(());
-        };
-        let mut matched = false;
-        for item in items
-            .iter_mut()
-            .filter(|item| element_matches(item, key, wanted))
-        {
-            matched = true;
-            visit(item, rest, create, action)?;
-        }
-        if !matched && create {
-            let mut element = Map::new();
-            element.insert(key.to_string(), Value::String(wanted.to_string()));
-            items.push(Value::Object(element));
-            if let Some(last) = items.last_mut() {
-                visit(last, rest, create, action)?;
-            }
-        }
-        return Ok(());
-    }
-    if let (Value::Array(items), Ok(index)) = (&mut *node, head.parse::<usize>()) {
-        return match items.get_mut(index) {
-            Some(item) => visit(item, rest, create, action),
-            None => Ok(()),
-        };
-    }
-    if node.is_null() && create {
-        *node = Value::Object(Map::new());
-    }
-    let Value::Object(map) = node else {
-        return Ok(());
+    let fresh = |rest: &[String]| match rest.first().map(|p| field_path::parse_part(p)) {
+        Some(Ok(Part::Index(_) | Part::Element { .. })) => Value::Array(Vec::new()),
+        Some(_) => Value::Object(Map::new()),
+        None => Value::Null,
     };
-    if !map.contains_key(head.as_str()) {
-        if !create {
-            return Ok(());
+    match field_path::parse_part(head)? {
+        Part::Wildcard => {
+            let Value::Array(items) = node else {
+                return Err(format!("{head}: expected a list"));
+            };
+            for item in items {
+                visit(item, rest, create, action)?;
+            }
+            Ok(())
         }
-        map.insert(head.clone(), Value::Null);
-    }
-    match map.get_mut(head.as_str()) {
-        Some(child) => visit(child, rest, create, action),
-        None => Ok(()),
+        Part::Index(index) => {
+            let Value::Array(items) = node else {
+                return Err(format!("{head}: expected a list"));
+            };
+            let at = match index {
+                Index::At(i) => i,
+                Index::Last => return Err(format!("{head}: not a list index")),
+            };
+            if at == items.len() && create {
+                items.push(fresh(rest));
+            }
+            let found = items.len();
+            match items.get_mut(at) {
+                Some(item) => visit(item, rest, create, action),
+                None => Err(format!(
+                    "index {at} specified but only {found} elements found"
+                )),
+            }
+        }
+        Part::Element { key, value } => {
+            if node.is_null() && create {
+                *node = Value::Array(Vec::new());
+            }
+            let Value::Array(items) = node else {
+                return Err(format!("{head}: expected a list"));
+            };
+            let pattern = Regex::new(value).map_err(|e| format!("{head}: invalid pattern: {e}"))?;
+            let matches = |item: &Value| {
+                let field = if key.is_empty() {
+                    Some(item)
+                } else {
+                    item.get(key)
+                };
+                field
+                    .and_then(scalar_text)
+                    .is_some_and(|text| pattern.is_match(text.trim()))
+            };
+            let mut matched = false;
+            for item in items.iter_mut().filter(|item| matches(item)) {
+                matched = true;
+                visit(item, rest, create, action)?;
+            }
+            if !matched && create {
+                let element = if key.is_empty() {
+                    Value::String(value.to_string())
+                } else {
+                    let mut element = Map::new();
+                    element.insert(key.to_string(), Value::String(value.to_string()));
+                    Value::Object(element)
+                };
+                items.push(element);
+                if let Some(last) = items.last_mut() {
+                    visit(last, rest, create, action)?;
+                }
+            }
+            Ok(())
+        }
+        Part::Field(name) => {
+            if node.is_null() && create {
+                *node = Value::Object(Map::new());
+            }
+            let Value::Object(map) = node else {
+                return Ok(());
+            };
+            if !map.contains_key(name) {
+                if !create {
+                    return Ok(());
+                }
+                map.insert(name.to_string(), fresh(rest));
+            }
+            match map.get_mut(name) {
+                Some(child) => visit(child, rest, create, action),
+                None => Ok(()),
+            }
+        }
     }
 }

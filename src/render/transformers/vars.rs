@@ -2,6 +2,7 @@
 //! object, read after every rename (so vars see hashed names).
 
 use crate::render::RenderError;
+use crate::render::field_path;
 use crate::render::fieldspec::{FieldSpec, PathError};
 use crate::render::kustomization::Var;
 use crate::render::resource::{Gvk, ResId, Resource};
@@ -84,11 +85,14 @@ pub fn resolve(
         } else {
             &var.fieldref.field_path
         };
-        let value = field_value(&source.object, path).ok_or_else(|| RenderError::Var {
+        let not_found = |why: String| RenderError::Var {
             file: String::new(),
             var: var.name.clone(),
-            message: format!("field {path} not found in {}", source.id()),
-        })?;
+            message: format!("field {path} not found in {}{why}", source.id()),
+        };
+        let value = field_path::var_value(&source.object, path)
+            .map_err(|e| not_found(format!(": {e}")))?
+            .ok_or_else(|| not_found(String::new()))?;
         values.insert(var.name.clone(), value.clone());
     }
     for resource in resources.iter_mut() {
@@ -184,77 +188,6 @@ pub fn expand(input: &str, values: &Map<String, Value>) -> Value {
     Value::String(out)
 }
 
-/// Reads a field by a kustomize field path: `a.b.c`, `a.list[0].b`, `a.list.0.b`,
-/// `a.list[name=x].b`, `a.list.[name=x].b`.
-pub fn field_value<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut node = object;
-    for part in split_field_path(path) {
-        let (key, selectors) = match part.find('[') {
-            Some(open) => (&part[..open], &part[open..]),
-            None => (part.as_str(), ""),
-        };
-        node = match (node, key.parse::<usize>()) {
-            (_, _) if key.is_empty() => node,
-            (Value::Array(items), Ok(index)) => items.get(index)?,
-            _ => node.get(key)?,
-        };
-        for selector in selectors.split(']').filter(|s| !s.is_empty()) {
-            let selector = selector.strip_prefix('[')?;
-            node = match selector.split_once('=') {
-                Some((k, v)) => node
-                    .as_array()?
-                    .iter()
-                    .find(|item| element_matches(item, k, v))?,
-                None => node.get(selector.parse::<usize>().ok()?)?,
-            };
-        }
-    }
-    Some(node)
-}
-
-/// Whether a list element is the one `[key=wanted]` selects (`[=wanted]`: a scalar element).
-pub(crate) fn element_matches(item: &Value, key: &str, wanted: &str) -> bool {
-    let field = if key.is_empty() {
-        Some(item)
-    } else {
-        item.get(key)
-    };
-    field.and_then(scalar_text).as_deref() == Some(wanted)
-}
-
-/// A scalar as the text kustomize compares and substitutes.
-pub(crate) fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Splits on dots that are not inside brackets.
-pub(crate) fn split_field_path(path: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut depth = 0;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                depth += 1;
-                current.push(c);
-            }
-            ']' => {
-                depth -= 1;
-                current.push(c);
-            }
-            '.' if depth == 0 => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    parts.push(current);
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,16 +212,5 @@ mod tests {
             expand("$(UNKNOWN) $$(NS) $ $(", &values()),
             json!("$(UNKNOWN) $(NS) $ $(")
         );
-    }
-
-    #[test]
-    fn reads_field_paths() {
-        let object = json!({"spec": {"ports": [{"name": "http", "port": 80}, {"name": "grpc", "port": 90}]}});
-        assert_eq!(field_value(&object, "spec.ports[1].port"), Some(&json!(90)));
-        assert_eq!(
-            field_value(&object, "spec.ports[name=grpc].port"),
-            Some(&json!(90))
-        );
-        assert_eq!(field_value(&object, "spec.missing"), None);
     }
 }
