@@ -382,7 +382,7 @@ async fn render_all(
         repo.uri = uri.to_string();
     }
     let (mut counts, mut failures, mut absent) = (Vec::new(), Vec::new(), Vec::new());
-    for app in kfop::applications::render(kfdef, cache, None).await {
+    for app in kfop::applications::render(kfdef, cache).await {
         match app.result {
             Ok(objects) if objects.is_empty() => {
                 failures.push(format!("{}: no objects", app.name));
