@@ -12,12 +12,10 @@ pub struct YamlError {
 
 fn options() -> serde_saphyr::Options {
     // Kubernetes manifests are YAML 1.2 as Kubernetes reads them: `yes`/`on` stay strings, a
-    // leading-zero number such as 0755 is octal. Of duplicate keys the last wins, as in go-yaml
-    // v2, which kfctl's kustomize read with (Kubeflow v1.2's manifests have such files).
+    // leading-zero number such as 0755 is octal.
     serde_saphyr::options! {
         strict_booleans: true,
         legacy_octal_numbers: true,
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
     }
 }
 
@@ -427,15 +425,6 @@ fn first_line(message: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn the_last_of_duplicate_keys_wins() {
-        let text = "commonLabels: {a: b}\nresources: [x.yaml]\ncommonLabels: {c: d}\n";
-        assert_eq!(
-            parse_document(text).expect("parses"),
-            json!({"commonLabels": {"c": "d"}, "resources": ["x.yaml"]})
-        );
-    }
 
     #[test]
     fn parses_kubernetes_scalars() {
