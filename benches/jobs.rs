@@ -286,7 +286,10 @@ async fn framework_run(
     let seconds = pods.await?.duration_since(started).as_secs_f64();
     let status = frameworks.get("bench").await?.status;
     let bytes = serde_json::to_vec(&status)?.len();
-    eprintln!("framework: {tasks} pods in {seconds:.2}s; its status is {} kB", bytes / 1024);
+    eprintln!(
+        "framework: {tasks} pods in {seconds:.2}s; its status is {} kB",
+        bytes / 1024
+    );
     controller.kill().await?;
     delete_namespace(client, &ns).await;
     Ok(seconds)
