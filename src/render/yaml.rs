@@ -215,10 +215,8 @@ pub fn empty_values(text: &str) -> Option<Vec<Vec<FieldPath>>> {
                 current = Vec::new();
                 root_is_null = false;
             }
-            Event::DocumentEnd => {
-                if !root_is_null {
-                    documents.push(std::mem::take(&mut current));
-                }
+            Event::DocumentEnd if !root_is_null => {
+                documents.push(std::mem::take(&mut current));
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 match stack.last_mut() {
