@@ -7,6 +7,7 @@ use super::api::{Framework, FrameworkStatus};
 use super::completion;
 use super::engine::{self, Action, Observed, Outcome};
 use super::objects;
+use crate::jobs::controller::{scoped, slim_pod};
 use crate::jobs::rate_limit::WriteLimits;
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -15,7 +16,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, Pro
 use kube::runtime::controller::{Action as Requeue, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -116,30 +117,6 @@ pub async fn run(client: Client, options: Options, limits: Arc<WriteLimits>) {
         .await;
 }
 
-/// Drops what the engine never reads from a cached pod: managed fields and container
-/// environments (each task's pod carries 15 `FC_*` variables).
-fn slim_pod(pod: &mut Pod) {
-    pod.managed_fields_mut().clear();
-    if let Some(spec) = pod.spec.as_mut() {
-        for container in spec
-            .containers
-            .iter_mut()
-            .chain(spec.init_containers.iter_mut().flatten())
-        {
-            container.env = None;
-        }
-    }
-}
-
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
 
 /// A fresh random UID (RFC 4122 version 4) for task role and task instances.
 fn new_uid() -> String {

@@ -309,8 +309,9 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
 }
 
 /// Drops what the engine never reads from a cached pod: managed fields and container
-/// environments (a 1000-worker TFJob's `TF_CONFIG` alone is 40 kB per pod).
-fn slim_pod(pod: &mut Pod) {
+/// environments (a 1000-worker TFJob's `TF_CONFIG` alone is 40 kB per pod; each Framework task's
+/// pod carries 15 `FC_*` variables).
+pub(crate) fn slim_pod(pod: &mut Pod) {
     pod.managed_fields_mut().clear();
     if let Some(spec) = pod.spec.as_mut() {
         for container in spec
@@ -323,7 +324,7 @@ fn slim_pod(pod: &mut Pod) {
     }
 }
 
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {

@@ -3,7 +3,7 @@
 //! event with its own reason and the KfDef stops being Available; once the policy is gone, the
 //! ConfigMap comes back.
 
-use crate::operator_support::{self as op, App};
+use crate::operator_support as op;
 use crate::support::eventually;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
@@ -19,25 +19,13 @@ use serde_json::json;
 async fn a_refused_heal_is_retried_until_it_succeeds() {
     let Some(op::Setup {
         ns,
-        uri,
         repo: _repo,
         operator: _operator,
-    }) = op::setup("heal-retry").await
+        ..
+    }) = op::setup_with_app("heal-retry", "web").await
     else {
         return;
     };
-    let apps = [App {
-        name: "web",
-        path: "web",
-        overlays: &[],
-        parameters: &[],
-    }];
-    op::apply_kfdef(
-        &ns.client,
-        &ns.name,
-        &op::kfdef("kf", &ns.name, &uri, &apps),
-    )
-    .await;
     available(&ns).await;
 
     // A policy that refuses to create the ConfigMap, bound to the test's namespace only.

@@ -101,6 +101,20 @@ pub async fn setup(test: &str) -> Option<Setup> {
     })
 }
 
+/// `setup`, then a KfDef `kf` with the one application `app` (the fixture directory of that name).
+pub async fn setup_with_app(test: &str, app: &str) -> Option<Setup> {
+    let setup = setup(test).await?;
+    let apps = [App {
+        name: app,
+        path: app,
+        overlays: &[],
+        parameters: &[],
+    }];
+    let document = kfdef("kf", &setup.ns.name, &setup.uri, &apps);
+    apply_kfdef(&setup.ns.client, &setup.ns.name, &document).await;
+    Some(setup)
+}
+
 /// A copy of tests/fixtures/repos/basic with `NAME_PREFIX` replaced by `prefix`, so that the
 /// cluster-scoped objects of parallel tests do not collide.
 pub fn fixture_repo(prefix: &str) -> tempfile::TempDir {

@@ -169,25 +169,13 @@ async fn deleted_and_changed_objects_are_put_back() {
 async fn a_deleted_crd_comes_back_with_its_custom_objects() {
     let Some(op::Setup {
         ns,
-        uri,
         repo: _repo,
         operator: _operator,
-    }) = op::setup("crd-heal").await
+        ..
+    }) = op::setup_with_app("crd-heal", "crd").await
     else {
         return;
     };
-    let apps = [App {
-        name: "crd",
-        path: "crd",
-        overlays: &[],
-        parameters: &[],
-    }];
-    op::apply_kfdef(
-        &ns.client,
-        &ns.name,
-        &op::kfdef("kf", &ns.name, &uri, &apps),
-    )
-    .await;
     op::wait_for(
         &ns.client,
         &ns.name,

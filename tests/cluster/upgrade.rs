@@ -2,7 +2,7 @@
 //! where they came from, counted in the status), a kind with no equivalent skipped — named in
 //! the status and a Warning event — without holding up the rest.
 
-use crate::operator_support::{self as op, App};
+use crate::operator_support as op;
 use crate::support::eventually;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
@@ -15,25 +15,13 @@ use kube::{Api, ResourceExt};
 async fn removed_versions_are_upgraded_and_kinds_without_equivalent_skipped() {
     let Some(op::Setup {
         ns,
-        uri,
         repo: _repo,
         operator: _operator,
-    }) = op::setup("upgrade").await
+        ..
+    }) = op::setup_with_app("upgrade", "legacy").await
     else {
         return;
     };
-    let apps = [App {
-        name: "legacy",
-        path: "legacy",
-        overlays: &[],
-        parameters: &[],
-    }];
-    op::apply_kfdef(
-        &ns.client,
-        &ns.name,
-        &op::kfdef("kf", &ns.name, &uri, &apps),
-    )
-    .await;
     let kfdefs: Api<KfDef> = Api::namespaced(ns.client.clone(), &ns.name);
     let kfdef = eventually(op::TIMEOUT, "Available", || async {
         op::make_pods_ready(&ns.client, &ns.name).await;

@@ -228,7 +228,10 @@ async fn install(era: &Era) {
             break (kfdef, Vec::new());
         }
         let (explained, unexplained) = not_ready(&client, &cluster, &expected).await;
-        if observed && unexplained.is_empty() && !op::condition_true(&kfdef, "Degraded") {
+        // Degraded is accepted only for applies the cluster refused, each explained above.
+        let degraded_unexplained = op::condition_true(&kfdef, "Degraded")
+            && (explained.is_empty() || degraded_reason(&kfdef).as_deref() != Some("ApplyFailed"));
+        if observed && unexplained.is_empty() && !degraded_unexplained {
             break (kfdef, explained);
         }
         assert!(
@@ -504,6 +507,18 @@ async fn not_ready(
         }
     }
     (explained, unexplained)
+}
+
+/// The reason of the KfDef's Degraded condition.
+fn degraded_reason(kfdef: &KfDef) -> Option<String> {
+    kfdef
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")?
+        .reason
+        .clone()
 }
 
 /// The webhook named in an error (`failed calling webhook "x"` → `webhook "x"`).
