@@ -117,7 +117,6 @@ pub async fn run(client: Client, options: Options, limits: Arc<WriteLimits>) {
         .await;
 }
 
-
 /// A fresh random UID (RFC 4122 version 4) for task role and task instances.
 fn new_uid() -> String {
     let mut bytes = [0u8; 16];
