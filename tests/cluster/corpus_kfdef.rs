@@ -25,6 +25,11 @@ async fn a_trimmed_corpus_kfdef_is_applied_resource_by_resource() {
     let corpus =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/kubeflow-manifests-v1.0/tree");
     if !corpus.is_dir() {
+        assert!(
+            !support::required(),
+            "KFOP_REQUIRE_CLUSTER is set but the corpus is missing at {}",
+            corpus.display()
+        );
         eprintln!("skipping: corpus not found at {}", corpus.display());
         return;
     }

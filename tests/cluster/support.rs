@@ -91,7 +91,7 @@ where
     }
 }
 
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var("KFOP_REQUIRE_CLUSTER").is_ok_and(|v| v == "1" || v == "true")
 }
 
