@@ -329,32 +329,46 @@ async fn storm(
             .await;
     });
     futures::future::join_all(deletions).await;
-    // Custom objects: polled (one list per tick).
-    let custom_api = custom[0].api(client);
+    // Custom objects: polled. A list sent while the CRD is being re-created can be held by the
+    // API server for a second, so polls overlap (one sent every tick, each answered on its own):
+    // an object counts as back when the first answer that shows it arrives.
     let custom_before: HashMap<String, String> = before
         .iter()
         .filter(|(k, _)| k.starts_with("Widget/"))
         .cloned()
         .collect();
-    let mut custom_back: HashMap<String, Instant> = HashMap::new();
+    let custom_back: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut polls = tokio::task::JoinSet::new();
     let deadline = started + Duration::from_secs(180);
     loop {
-        if custom_back.len() < custom.len()
-            && let Ok(list) = custom_api.list_metadata(&Default::default()).await
-        {
-            for item in list.items {
-                let key = format!(
-                    "Widget/{}/{}",
-                    item.namespace().unwrap_or_default(),
-                    item.name_any()
-                );
-                if custom_before.get(&key) != item.uid().as_ref()
-                    && item.metadata.deletion_timestamp.is_none()
-                {
-                    custom_back.entry(key).or_insert_with(Instant::now);
+        let done = custom_back.lock().expect("custom").len() == custom.len();
+        if !done && polls.len() < 32 {
+            let (api, custom_before, custom_back) = (
+                custom[0].api(client),
+                custom_before.clone(),
+                custom_back.clone(),
+            );
+            polls.spawn(async move {
+                let Ok(list) = api.list_metadata(&Default::default()).await else {
+                    return;
+                };
+                let arrived = Instant::now();
+                let mut back = custom_back.lock().expect("custom");
+                for item in list.items {
+                    let key = format!(
+                        "Widget/{}/{}",
+                        item.namespace().unwrap_or_default(),
+                        item.name_any()
+                    );
+                    if custom_before.get(&key) != item.uid().as_ref()
+                        && item.metadata.deletion_timestamp.is_none()
+                    {
+                        back.entry(key).or_insert(arrived);
+                    }
                 }
-            }
+            });
         }
+        while polls.try_join_next().is_some() {}
         let watched_back = {
             let seen = seen.lock().expect("seen");
             before
@@ -363,16 +377,18 @@ async fn storm(
                 .filter(|(k, uid)| seen.get(k).is_some_and(|(now, _)| now != uid))
                 .count()
         };
-        if custom_back.len() == custom.len() && watched_back == before.len() - custom.len() {
+        if done && watched_back == before.len() - custom.len() {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "objects did not come back within 180 s ({} custom, {watched_back} others)",
-            custom_back.len()
+            custom_back.lock().expect("custom").len()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    polls.abort_all();
+    let custom_back = custom_back.lock().expect("custom").clone();
     let seen = seen.lock().expect("seen");
     let mut latencies: Vec<Duration> = before
         .iter()

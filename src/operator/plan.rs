@@ -228,6 +228,57 @@ fn has_readiness(id: &ObjectId) -> bool {
     )
 }
 
+/// The Namespaces and CRDs of the render that are being deleted: what lives in them cannot be
+/// written until they are gone and re-created (the API server refuses it meanwhile).
+#[derive(Debug, Default)]
+struct DeletingPrerequisites {
+    namespaces: BTreeSet<String>,
+    /// (group, kind) served by each CRD being deleted, with the CRD's name.
+    kinds: BTreeMap<(String, String), String>,
+}
+
+impl DeletingPrerequisites {
+    fn of(candidates: &[Candidate<'_>], live: &LiveView) -> Self {
+        let mut deleting = Self::default();
+        for candidate in candidates {
+            let id = &candidate.id;
+            if !matches!(live.get(id), Some(Observed::Present(l)) if l.deleting) {
+                continue;
+            }
+            if id.group.is_empty() && id.kind == "Namespace" {
+                deleting.namespaces.insert(id.name.clone());
+            } else if id.is_crd() {
+                let field = |pointer: &str| {
+                    candidate
+                        .object
+                        .pointer(pointer)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                deleting.kinds.insert(
+                    (field("/spec/group"), field("/spec/names/kind")),
+                    id.name.clone(),
+                );
+            }
+        }
+        deleting
+    }
+
+    /// Why `id` cannot be written yet, if it cannot.
+    fn blocks(&self, id: &ObjectId) -> Option<String> {
+        if let Some(crd) = self.kinds.get(&(id.group.clone(), id.kind.clone())) {
+            return Some(format!(
+                "its CustomResourceDefinition {crd} is being deleted; it is re-created first"
+            ));
+        }
+        let namespace = id.namespace.as_ref()?;
+        self.namespaces
+            .contains(namespace)
+            .then(|| format!("its Namespace {namespace} is being deleted; it is re-created first"))
+    }
+}
+
 /// Plans one reconcile from the identified render, the previous inventory and the live view
 /// (which must answer for every candidate and every previous entry).
 pub fn plan(
@@ -247,6 +298,7 @@ pub fn plan(
         writes: vec![Vec::new(); WAVES as usize],
         ..Default::default()
     };
+    let deleting = DeletingPrerequisites::of(&candidates, live);
     let mut wanted: BTreeMap<ObjectId, InventoryEntry> = BTreeMap::new();
     let mut rendered_by: BTreeMap<ObjectId, String> = BTreeMap::new();
     for candidate in candidates {
@@ -312,6 +364,10 @@ pub fn plan(
             Observed::Present(_) => None,
             Observed::Absent => previous_entry.map(|_| Heal::Missing),
         };
+        if let Some(why) = deleting.blocks(&id) {
+            outcome.pending.push(format!("{id} waits: {why}"));
+            continue;
+        }
         if has_readiness(&id) {
             plan.readiness
                 .push((candidate.app, id.clone(), desired.version.clone()));

@@ -45,8 +45,12 @@ pub enum ReconcileError {
 const RECHECK: Duration = Duration::from_secs(3);
 /// Writes (and lookups) in flight at once for one KfDef.
 const IN_FLIGHT: usize = 16;
+/// At most this many plan-and-write passes in one reconcile.
+const MAX_PASSES: usize = 8;
 /// How long a reconcile waits for the CRDs it wrote to be established.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often it looks (custom objects of a re-created CRD wait on it).
+const ESTABLISH_POLL: Duration = Duration::from_millis(10);
 
 fn owner_of(kfdef: &KfDef) -> Result<Owner, ReconcileError> {
     match (kfdef.uid(), kfdef.namespace()) {
@@ -237,8 +241,10 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let previous_by_id: BTreeMap<&ObjectId, &InventoryEntry> =
         previous.iter().map(|e| (&e.id, e)).collect();
 
-    // Plan, execute; once more when CRDs written in this pass make more kinds resolvable.
-    let mut live = LiveView::new();
+    // Plan, execute; again when CRDs written in this pass make more kinds resolvable, or when
+    // more objects went missing meanwhile (a storm of deletions is healed in this reconcile,
+    // not one reconcile per wave of events).
+    let mut written_live = LiveView::new();
     let mut written: Vec<Written> = Vec::new();
     let mut plan;
     let mut pass = 0;
@@ -261,6 +267,11 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                     .map(|e| (e.id.clone(), e.version.clone(), Some(e))),
             )
             .collect();
+        // What kfop wrote in this reconcile is what the next pass sees (its watch event may
+        // still be on its way): nothing is written twice.
+        let mut live = written_live.clone();
+        let missing_before: HashSet<ObjectId> =
+            ctx.watches.missing(&owner.uid).into_iter().collect();
         observe(&ctx, &mut live, wanted).await;
         plan = plan::plan(&owner, identified, &previous, &live);
         let results = execute_writes(&ctx, &plan).await;
@@ -269,9 +280,8 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             .any(|w| w.result.is_ok() && w.write.object.id.is_crd());
         for done in &results {
             if done.result.is_ok() {
-                // What kfop just wrote is what the next pass sees: no write twice.
                 let object = &done.write.object;
-                live.insert(
+                written_live.insert(
                     object.id.clone(),
                     Observed::Present(Live {
                         kfdef_uid: Some(owner.uid.clone()),
@@ -287,7 +297,13 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         }
         written.extend(results);
         pass += 1;
-        if pass >= 2 || !wrote_crds || !waits_for_a_kind(&plan) {
+        let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
+        let missing_meanwhile = ctx
+            .watches
+            .missing(&owner.uid)
+            .iter()
+            .any(|id| !missing_before.contains(id) && !written_live.contains_key(id));
+        if pass >= MAX_PASSES || !(kinds_to_resolve || missing_meanwhile) {
             break;
         }
     }
@@ -527,7 +543,7 @@ async fn wait_established(ctx: &Context, crds: &[ObjectId]) {
                 if established || tokio::time::Instant::now() >= deadline {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(ESTABLISH_POLL).await;
             }
         })
         .await;

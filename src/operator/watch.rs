@@ -152,6 +152,20 @@ impl Watches {
         }
     }
 
+    /// The objects of KfDef `uid` seen deleted and not put back yet.
+    pub fn missing(&self, uid: &str) -> Vec<ObjectId> {
+        self.shared
+            .missing_since
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, (owner, _))| owner == uid)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// How long ago `id` was seen deleted, if it was (and forgets it: it is back).
     pub fn back(&self, id: &ObjectId) -> Option<std::time::Duration> {
         let mut missing = self.shared.missing_since.lock().ok()?;

@@ -28,7 +28,8 @@ fn namespace(name: &str) -> Value {
 
 fn crd() -> Value {
     json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "gadgets.example.com"}})
+           "metadata": {"name": "gadgets.example.com"},
+           "spec": {"group": "example.com", "names": {"kind": "Gadget", "plural": "gadgets"}}})
 }
 
 fn gadget(name: &str) -> Value {
@@ -497,6 +498,85 @@ fn a_deleted_crd_and_its_custom_objects_come_back_crd_first() {
     assert_eq!(names(&plan.writes[1]), ["gadgets.example.com"]);
     assert_eq!(names(&plan.writes[2]), ["g1", "g2"]);
     assert!(plan.all_writes().all(|w| w.heal == Some(Heal::Missing)));
+}
+
+#[test]
+fn custom_objects_of_a_crd_being_deleted_wait_for_it_to_come_back() {
+    let mut sim = Sim::new();
+    sim.serve_gadgets();
+    let apps = [app(
+        "a",
+        vec![crd(), gadget("g1"), gadget("g2"), config_map("c", "1")],
+    )];
+    sim.reconcile(&apps);
+    // The API server deletes the custom objects first, then the CRD; meanwhile it refuses
+    // to create any.
+    let crd_id = sim
+        .live
+        .keys()
+        .find(|id| id.is_crd())
+        .cloned()
+        .expect("crd");
+    sim.live.retain(|id, _| id.kind != "Gadget");
+    if let Some(crd) = sim.live.get_mut(&crd_id) {
+        crd.deleting = true;
+    }
+    sim.live.remove(&cm_id("c"));
+    let plan = sim.reconcile(&apps);
+    assert_eq!(
+        names(&plan.writes[2]),
+        ["c"],
+        "only what does not need the CRD"
+    );
+    let problems = problems(&plan);
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .filter(|p| p.contains("Gadget"))
+            .all(|p| p.contains("CustomResourceDefinition gadgets.example.com is being deleted")),
+        "{problems:?}"
+    );
+    assert!(plan.prune.is_empty());
+    // Once it is gone, the CRD and then its custom objects are put back.
+    sim.live.remove(&crd_id);
+    let plan = sim.plan(&apps);
+    assert_eq!(names(&plan.writes[1]), ["gadgets.example.com"]);
+    assert_eq!(names(&plan.writes[2]), ["g1", "g2"]);
+}
+
+#[test]
+fn objects_of_a_namespace_being_deleted_wait_for_it_to_come_back() {
+    let mut sim = Sim::new();
+    let apps = [app(
+        "a",
+        vec![namespace("apps"), deployment("web"), config_map("c", "1")],
+    )];
+    sim.reconcile(&apps);
+    let ns_id = ObjectId {
+        group: String::new(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: "apps".into(),
+    };
+    sim.live.retain(|id, _| id.kind != "Deployment");
+    if let Some(ns) = sim.live.get_mut(&ns_id) {
+        ns.deleting = true;
+    }
+    let plan = sim.plan(&apps);
+    assert_eq!(plan.all_writes().count(), 0);
+    assert!(
+        problems(&plan)
+            .iter()
+            .any(|p| p
+                .contains("Deployment.apps apps/web waits: its Namespace apps is being deleted")),
+        "{:?}",
+        problems(&plan)
+    );
+    sim.live.remove(&ns_id);
+    let plan = sim.plan(&apps);
+    assert_eq!(names(&plan.writes[0]), ["apps"]);
+    assert_eq!(names(&plan.writes[2]), ["web"]);
 }
 
 #[test]
