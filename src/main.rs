@@ -148,7 +148,8 @@ struct RunArgs {
     /// Where fetched manifest repos are cached.
     #[arg(long, env = "KFOP_REPO_CACHE")]
     repo_cache: Option<PathBuf>,
-    /// Apply kfop's CRDs before starting (needs permission to manage CRDs).
+    /// Apply the KfDef CRD before starting (needs permission to manage CRDs; the job
+    /// controllers' CRDs come with their applications).
     #[arg(long)]
     install_crds: bool,
     /// Seconds between compares of a converged KfDef with the cluster (they write nothing
@@ -174,8 +175,21 @@ struct LocalClusterArgs {
     no_fake_kubelet: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(cli()),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn cli() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             // kube's client logs every refused connection; callers report the errors they act on.
@@ -393,13 +407,25 @@ async fn run(args: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Applies kfop's CRDs and waits until they are established.
+/// glibc's malloc gives each thread that allocates its own arena and keeps every arena's peak
+/// resident; two are enough for kfop's few threads and keep its memory near its live heap.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it runs before the runtime starts any
+    // thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Applies the KfDef CRD and waits until it is established.
 async fn install_crds(client: &kube::Client) -> Result<(), String> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
     use kube::api::{Patch, PatchParams};
     use kube::runtime::{conditions, wait::await_condition};
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
-    for crd in kfop::crds::all() {
+    for crd in [kfop::kfdef::KfDef::crd()] {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(
             &name,

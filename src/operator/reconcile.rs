@@ -44,7 +44,7 @@ pub enum ReconcileError {
 /// How soon a KfDef with unready workloads is looked at again.
 const RECHECK: Duration = Duration::from_secs(3);
 /// Writes (and lookups) in flight at once for one KfDef.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 32;
 /// At most this many plan-and-write passes in one reconcile.
 const MAX_PASSES: usize = 8;
 /// How long a reconcile waits for the CRDs it wrote to be established.
