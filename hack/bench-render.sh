@@ -17,7 +17,8 @@ V10="$CORPUS_ROOT/kubeflow-manifests-v1.0"
 command -v kubectl >/dev/null || { echo "kubectl is needed for the CLI comparison" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is needed to read criterion's results" >&2; exit 1; }
 KRUSTY=$(hack/krusty-bench/build.sh | tail -1)
-cargo build --release --quiet --bin kfop
+# The CLI measured is the deployed build (release profile), apart from the benches' own builds.
+cargo build --release --locked --quiet --bin kfop --target-dir target/deploy
 export KFOP_CORPUS="$CORPUS_ROOT"
 
 # The v1.0 directory with the largest kubectl output, as benches/render.rs picks it.
@@ -50,7 +51,7 @@ for id in v1.0 v1.9.1; do
 done
 
 echo "== whole CLI over the v1.0 corpus: kfop render -k vs kubectl kustomize ==" >&2
-KFOP=target/release/kfop
+KFOP=target/deploy/release/kfop
 mapfile -t DIRS < "$V10/dirs.txt"
 time_all() { # seconds taken to render every directory with the given command
   local start end
