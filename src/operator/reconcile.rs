@@ -166,9 +166,13 @@ async fn observe(
     live.extend(found);
 }
 
-/// The result of executing one write.
+/// The result of executing one write: what the rest of the reconcile needs of it (the object
+/// itself is dropped as soon as it is written: an install holds at most the writes in flight).
 struct Written {
-    write: Write,
+    id: ObjectId,
+    app: usize,
+    hash: String,
+    heal: Option<Heal>,
     result: Result<(), ApplyError>,
 }
 
@@ -179,16 +183,22 @@ impl Written {
                 ctx.watches.wrote(&write.object.id, version);
             }
         });
-        Self { write, result }
+        Self {
+            id: write.object.id,
+            app: write.app,
+            hash: write.object.hash,
+            heal: write.heal,
+            result,
+        }
     }
 }
 
 /// Executes a plan's writes wave by wave (each wave's writes concurrently, bounded), waiting for
-/// the CRDs written to be established before the next wave.
-async fn execute_writes(ctx: &Context, plan: &Plan) -> Vec<Written> {
+/// the CRDs written to be established before the next wave. Takes the writes out of the plan.
+async fn execute_writes(ctx: &Context, plan: &mut Plan) -> Vec<Written> {
     let mut done = Vec::new();
-    for wave in &plan.writes {
-        let results: Vec<Written> = futures::stream::iter(wave.iter().cloned())
+    for wave in std::mem::take(&mut plan.writes) {
+        let results: Vec<Written> = futures::stream::iter(wave)
             .map(|write| async move {
                 let result = ctx.cluster.apply(&write.object).await;
                 Written::new(ctx, write, result)
@@ -198,8 +208,8 @@ async fn execute_writes(ctx: &Context, plan: &Plan) -> Vec<Written> {
             .await;
         let crds: Vec<ObjectId> = results
             .iter()
-            .filter(|w| w.result.is_ok() && w.write.object.id.is_crd())
-            .map(|w| w.write.object.id.clone())
+            .filter(|w| w.result.is_ok() && w.id.is_crd())
+            .map(|w| w.id.clone())
             .collect();
         done.extend(results);
         if !crds.is_empty() {
@@ -274,22 +284,19 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             ctx.watches.missing(&owner.uid).into_iter().collect();
         observe(&ctx, &mut live, wanted).await;
         plan = plan::plan(&owner, identified, &previous, &live);
-        let results = execute_writes(&ctx, &plan).await;
-        let wrote_crds = results
-            .iter()
-            .any(|w| w.result.is_ok() && w.write.object.id.is_crd());
+        let results = execute_writes(&ctx, &mut plan).await;
+        let wrote_crds = results.iter().any(|w| w.result.is_ok() && w.id.is_crd());
         for done in &results {
             if done.result.is_ok() {
-                let object = &done.write.object;
                 written_live.insert(
-                    object.id.clone(),
+                    done.id.clone(),
                     Observed::Present(Live {
                         kfdef_uid: Some(owner.uid.clone()),
-                        hash: Some(object.hash.clone()),
+                        hash: Some(done.hash.clone()),
                         adopted: plan
                             .inventory
                             .iter()
-                            .any(|e| e.id == object.id && e.adopted == Some(true)),
+                            .any(|e| e.id == done.id && e.adopted == Some(true)),
                         ..Default::default()
                     }),
                 );
@@ -315,14 +322,13 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let mut heal_failures = Vec::new();
     let mut failures = Vec::new();
     let mut count = 0usize;
-    let last_by_id: BTreeMap<&ObjectId, &Written> =
-        written.iter().map(|w| (&w.write.object.id, w)).collect();
+    let last_by_id: BTreeMap<&ObjectId, &Written> = written.iter().map(|w| (&w.id, w)).collect();
     for done in last_by_id.values() {
-        let id = &done.write.object.id;
+        let id = &done.id;
         match &done.result {
             Ok(()) => {
                 count += 1;
-                if let Some(heal) = done.write.heal {
+                if let Some(heal) = done.heal {
                     let latency = ctx.watches.back(id);
                     let what = match heal {
                         Heal::Missing => "re-created",
@@ -338,10 +344,10 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             Err(e) => {
                 let message = format!("{id}: {e}");
                 tracing::warn!(kfdef = %label, object = %id, error = %e, "apply failed");
-                if done.write.heal.is_some() {
+                if done.heal.is_some() {
                     heal_failures.push(message.clone());
                 }
-                let outcome = &mut outcomes[done.write.app];
+                let outcome = &mut outcomes[done.app];
                 if e.is_transient() {
                     outcome.pending.push(message.clone());
                 } else {
