@@ -706,7 +706,7 @@ impl<F: Framework> Context<F> {
                 let body = json!({
                     "apiVersion": resource.api_version,
                     "kind": resource.kind,
-                    "metadata": {"name": job.name_any(), "ownerReferences": job.controller_owner_ref(&()).into_iter().collect::<Vec<_>>()},
+                    "metadata": {"name": job.name_any(), "ownerReferences": super::template::owned_by(job).unwrap_or_default()},
                     "spec": spec,
                 });
                 api.patch(

@@ -7,8 +7,20 @@ use super::api::{
 use super::framework::{Framework, Replica, object_name};
 use super::gang::GangScheduler;
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
 use std::collections::BTreeMap;
+
+/// The ownerReferences of what a job creates: the job as controller, blocking its foreground
+/// deletion until they are gone (as `metav1.NewControllerRef`, which training-operator uses).
+pub fn owned_by<R: Resource<DynamicType = ()>>(job: &R) -> Option<Vec<OwnerReference>> {
+    job.controller_owner_ref(&()).map(|owner| {
+        vec![OwnerReference {
+            block_owner_deletion: Some(true),
+            ..owner
+        }]
+    })
+}
 
 /// Where a pod sits in its job: type, index, and the attempts it was created for.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,7 +93,7 @@ pub fn pod<F: Framework>(
             namespace: job.meta().namespace.clone(),
             labels: meta.labels,
             annotations: meta.annotations,
-            owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
+            owner_references: owned_by(job),
             ..Default::default()
         },
         spec: Some(spec),
@@ -116,7 +128,7 @@ pub fn service<F: Framework>(job: &F, replica: &Replica, index: u32) -> Service 
             name: Some(object_name(&job_name, &lower, index)),
             namespace: job.meta().namespace.clone(),
             labels: Some(labels.clone()),
-            owner_references: job.controller_owner_ref(&()).map(|r| vec![r]),
+            owner_references: owned_by(job),
             ..Default::default()
         },
         spec: Some(ServiceSpec {

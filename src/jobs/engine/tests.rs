@@ -316,8 +316,13 @@ fn first_pass_creates_every_pod_and_service_once() {
     assert_eq!(sim.pod("dist-chief-0").labels()[JOB_ROLE_LABEL], "master");
     let owner = &worker.owner_references()[0];
     assert_eq!(
-        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
-        ("TFJob", "job-uid", Some(true))
+        (
+            owner.kind.as_str(),
+            owner.uid.as_str(),
+            owner.controller,
+            owner.block_owner_deletion
+        ),
+        ("TFJob", "job-uid", Some(true), Some(true))
     );
     assert_eq!(
         worker
