@@ -8,6 +8,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod inputs;
+
 /// One corpus release: its tarball and its KfDef file.
 struct Era {
     tarball: &'static str,
@@ -31,17 +33,14 @@ const V1_2_0: Era = Era {
 };
 
 fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("KFOP_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    let required = std::env::var("KFOP_REQUIRE_CLUSTER").is_ok_and(|v| v == "1" || v == "true");
+    let dir = inputs::corpus_root();
     if dir.join(V1_0_2.tarball).is_file() && dir.join(V1_2_0.tarball).is_file() {
         Some(dir)
-    } else if required {
-        panic!("the corpus tarballs are missing under {}", dir.display());
     } else {
-        eprintln!("skipping: corpus not found at {}", dir.display());
-        None
+        inputs::missing(format!(
+            "the corpus tarballs are not under {} (set KFOP_CORPUS to the folder of corpora)",
+            dir.display()
+        ))
     }
 }
 

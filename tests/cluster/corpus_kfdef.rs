@@ -10,7 +10,6 @@ use kfop::kfdef::KfDef;
 use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::Value;
-use std::path::Path;
 
 const KEEP: &[&str] = &[
     "kubeflow-roles",
@@ -22,17 +21,10 @@ const KEEP: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trimmed_corpus_kfdef_is_applied_resource_by_resource() {
-    let corpus =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/kubeflow-manifests-v1.0/tree");
-    if !corpus.is_dir() {
-        assert!(
-            !support::required(),
-            "KFOP_REQUIRE_CLUSTER is set but the corpus is missing at {}",
-            corpus.display()
-        );
-        eprintln!("skipping: corpus not found at {}", corpus.display());
+    let Some(corpus) = crate::inputs::corpus("kubeflow-manifests-v1.0", "tree") else {
         return;
-    }
+    };
+    let corpus = corpus.join("tree");
     let Some(ns) = support::namespace("corpus-kfdef").await else {
         return;
     };

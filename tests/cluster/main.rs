@@ -11,6 +11,8 @@ mod framework;
 mod framework_examples;
 mod framework_support;
 mod heal_retry;
+#[path = "../inputs/mod.rs"]
+mod inputs;
 mod job_controllers_kfdef;
 mod job_support;
 mod kfdef;
