@@ -6,6 +6,7 @@ use kfop::control_plane::{self, Binaries, ControlPlane};
 use kfop::jobs::controller::{self as job_controllers, Kind};
 use kfop::jobs::engine;
 use kfop::jobs::gang::GangScheduler;
+use kfop::jobs::pytorch_init;
 use std::path::PathBuf;
 use std::process::ExitCode;
 #[cfg(feature = "testbed")]
@@ -80,6 +81,23 @@ struct JobControllerArgs {
     /// lost node never confirms deletion).
     #[arg(long, default_value_t = 300)]
     force_delete_after: u64,
+    /// The image of the init container PyTorchJob workers wait for their Master with.
+    #[arg(long, default_value = pytorch_init::DEFAULT_IMAGE)]
+    pytorch_init_container_image: String,
+    /// How many times (two seconds apart) that init container looks the Master up.
+    #[arg(long, default_value_t = pytorch_init::DEFAULT_MAX_TRIES)]
+    pytorch_init_container_max_tries: u32,
+    /// A YAML list of init containers to use instead, with training-operator's template
+    /// variables ({{.InitContainerImage}}, {{.MaxTries}}, {{.MasterAddr}}).
+    #[arg(long)]
+    pytorch_init_container_template_file: Option<PathBuf>,
+    /// Give PyTorchJob workers no init container (they start at once).
+    #[arg(long)]
+    no_pytorch_init_container: bool,
+    /// Whose run-policy semantics to follow where kfop differs from training-operator v1
+    /// (evictions, backoffLimit counting, clean-up on a limit, counts on success; docs/jobs.md).
+    #[arg(long, default_value = "kfop", value_parser = ["kfop", "training-operator"])]
+    semantics: String,
     /// FrameworkController's config file (frameworkcontroller.yaml): its `podFailureSpec`,
     /// `objectLocalCacheCreationTimeoutSec` and conflict retry delays are used.
     #[arg(long)]
@@ -491,6 +509,7 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
+    let pytorch_init = pytorch_init_containers(&args)?;
     let options = job_controllers::Options {
         namespace: args.namespace,
         workers: args.workers,
@@ -501,6 +520,12 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
             cluster_domain: args.cluster_domain.filter(|d| !d.is_empty()),
             gang: args.gang_scheduler.as_deref().map(GangScheduler::from_name),
             force_delete_after: std::time::Duration::from_secs(args.force_delete_after),
+            pytorch_init,
+            semantics: if args.semantics == "training-operator" {
+                engine::Semantics::TrainingOperator
+            } else {
+                engine::Semantics::Kfop
+            },
         },
         framework: framework_config(args.framework_config.as_deref())?,
     };
@@ -512,6 +537,30 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => Ok(()),
         () = terminated() => Ok(()),
     }
+}
+
+/// The init containers of PyTorchJob workers, from the flags (a template file is read and
+/// checked now).
+fn pytorch_init_containers(
+    args: &JobControllerArgs,
+) -> Result<Option<pytorch_init::InitContainers>, String> {
+    if args.no_pytorch_init_container {
+        return Ok(None);
+    }
+    let settings = pytorch_init::InitContainers {
+        image: args.pytorch_init_container_image.clone(),
+        max_tries: args.pytorch_init_container_max_tries,
+        template: None,
+    };
+    let Some(path) = &args.pytorch_init_container_template_file else {
+        return Ok(Some(settings));
+    };
+    let template =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    settings
+        .with_template(template)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The Framework controller's settings, from FrameworkController's config file if given.

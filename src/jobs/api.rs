@@ -31,6 +31,12 @@ pub const REPLICA_ATTEMPT_LABEL: &str = "kfop.dev/replica-attempt";
 /// `runPolicy.managedBy` values this controller acts on; any other value belongs to another controller.
 pub const MANAGED_BY_VALUES: [&str; 2] =
     ["kubeflow.org/training-operator", "kfop.dev/job-controller"];
+/// `runPolicy.managedBy` values the CRDs accept (training-operator's, with Kueue's MultiKueue).
+pub const MANAGED_BY_ACCEPTED: [&str; 3] = [
+    "kubeflow.org/training-operator",
+    "kueue.x-k8s.io/multikueue",
+    "kfop.dev/job-controller",
+];
 
 /// One replica type of a job: how many pods, from which template, restarted how.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -119,8 +125,11 @@ pub struct RunPolicy {
     pub scheduling_policy: Option<SchedulingPolicy>,
     /// While true, no pods run: existing ones are deleted, and resuming starts the clock again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = false))]
     pub suspend: Option<bool>,
-    /// The controller that manages this job; jobs naming another controller are left alone.
+    /// The controller that manages this job: `kubeflow.org/training-operator` or
+    /// `kfop.dev/job-controller` (this controller), or `kueue.x-k8s.io/multikueue` (left alone).
+    /// Set at creation only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<String>,
     /// kfop extension: `Job` restarts every replica together when one is retried; defaults to `Replica`.

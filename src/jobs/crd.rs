@@ -3,6 +3,7 @@
 //! names could never exist (over 63 characters, not a DNS-1035 label) or that ask for what kfop
 //! does not do.
 
+use super::api::MANAGED_BY_ACCEPTED;
 use super::framework::{Framework, MAX_NAME_LENGTH};
 use super::pytorch::PyTorchJob;
 use super::tensorflow::TFJob;
@@ -60,6 +61,63 @@ fn rules<F: Framework>(extra: &[(&str, &str, &str)]) -> Vec<ValidationRule> {
             ),
         ),
     ];
+    // training-operator's admission rules on runPolicy (its webhook and CRD).
+    let policy = |field: &str| {
+        let mut path = String::new();
+        let mut present = Vec::new();
+        for part in std::iter::once("runPolicy").chain(field.split('.')) {
+            path.push('.');
+            path.push_str(part);
+            present.push(format!("has(SELF.spec{path})"));
+        }
+        (present.join(" && "), format!("SELF.spec{path}"))
+    };
+    let (has_managed_by, managed_by) = policy("managedBy");
+    let managers = MANAGED_BY_ACCEPTED
+        .iter()
+        .map(|m| format!("'{m}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (has_queue, queue) = policy("schedulingPolicy.queue");
+    let now = |s: &str| s.replace("SELF", "self");
+    let before = |s: &str| s.replace("SELF", "oldSelf");
+    rules.extend([
+        rule_at(
+            ".spec.runPolicy.managedBy",
+            &format!(
+                "!({}) || {} in [{managers}]",
+                now(&has_managed_by),
+                now(&managed_by)
+            ),
+            &format!(
+                "spec.runPolicy.managedBy: Unsupported value: supported values: {}",
+                MANAGED_BY_ACCEPTED.join(", ")
+            ),
+        ),
+        rule_at(
+            ".spec.runPolicy.managedBy",
+            &format!(
+                "({}) == ({}) && (!({}) || {} == {})",
+                now(&has_managed_by),
+                before(&has_managed_by),
+                now(&has_managed_by),
+                now(&managed_by),
+                before(&managed_by)
+            ),
+            "spec.runPolicy.managedBy: field is immutable",
+        ),
+        rule_at(
+            ".spec.runPolicy.schedulingPolicy.queue",
+            &format!(
+                "!({}) || !({}) || {} == {}",
+                now(&has_queue),
+                before(&has_queue),
+                now(&queue),
+                before(&queue)
+            ),
+            "spec.runPolicy.schedulingPolicy.queue is immutable",
+        ),
+    ]);
     rules.extend(extra.iter().map(|(path, r, m)| rule_at(path, r, m)));
     rules
 }

@@ -13,9 +13,10 @@ use super::api::{
 };
 use super::conditions::{self, FALSE, TRUE};
 use super::failure::{self, Verdict};
-use super::framework::{self, Counts, Framework, Replica, object_name};
+use super::framework::{self, Counts, Framework, Replica, StatusMessage, object_name};
 use super::gang::GangScheduler;
 use super::indexes::IndexSet;
+use super::pytorch_init::InitContainers;
 use super::template::{self, Slot};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -35,6 +36,11 @@ pub struct Config {
     /// How long past its deletion deadline a terminating pod may linger (a lost node never
     /// confirms the deletion) before it is force-deleted.
     pub force_delete_after: Duration,
+    /// The init containers PyTorchJob workers get to wait for their Master (training-operator's
+    /// `init-pytorch`), or none.
+    pub pytorch_init: Option<InitContainers>,
+    /// Whose semantics to follow where kfop differs from training-operator.
+    pub semantics: Semantics,
 }
 
 impl Default for Config {
@@ -43,9 +49,32 @@ impl Default for Config {
             cluster_domain: None,
             gang: None,
             force_delete_after: Duration::from_secs(300),
+            pytorch_init: Some(InitContainers::default()),
+            semantics: Semantics::Kfop,
         }
     }
 }
+
+/// Whose run-policy semantics the engine follows where kfop deliberately differs from
+/// training-operator (`docs/jobs.md`, "What differs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Semantics {
+    /// kfop's: infrastructure disruptions never fail or count, every restart counts against
+    /// `backoffLimit`, a job stopped by a limit keeps its finished pods under `cleanPodPolicy:
+    /// None`, counts stay what is true.
+    #[default]
+    Kfop,
+    /// training-operator v1's (release-1.9): an evicted `Never`/`ExitCode` replica fails,
+    /// `backoffLimit` counts container restarts of running pods only, a job stopped by a limit
+    /// deletes every pod, a succeeded job's active pods count as succeeded.
+    TrainingOperator,
+}
+
+/// The tail of the Failed message of a job stopped by `activeDeadlineSeconds`.
+const DEADLINE_EXCEEDED: &str = " has failed because it was active longer than specified deadline";
+/// The tail of the Failed message of a job stopped by `backoffLimit`.
+const BACKOFF_LIMIT_REACHED: &str =
+    " has failed because it has reached the specified backoff limit";
 
 /// The job's PodGroup as observed.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +166,6 @@ pub fn plan<F: Framework>(
         job,
         kind: F::kind(&()).to_string(),
         name: job.name_any(),
-        namespace: job.namespace().unwrap_or_default(),
         config,
         now,
         plan: Plan {
@@ -167,7 +195,6 @@ struct Pass<'a, F: Framework> {
     job: &'a F,
     kind: String,
     name: String,
-    namespace: String,
     config: &'a Config,
     now: Timestamp,
     plan: Plan,
@@ -226,10 +253,7 @@ impl<'a, F: Framework> Pass<'a, F> {
             .and_then(|seconds| later(start, SignedDuration::from_secs(seconds)))
         {
             if self.now >= deadline {
-                let message = format!(
-                    "{} {} has failed because it was active longer than specified deadline",
-                    self.kind, self.name
-                );
+                let message = format!("Job {}{DEADLINE_EXCEEDED}", self.name);
                 self.finish_failed("Failed", &message);
                 self.clean_up(&replicas);
                 return;
@@ -247,6 +271,8 @@ impl<'a, F: Framework> Pass<'a, F> {
         let mut permanent: Vec<(&'static str, u32)> = Vec::new();
         let mut creates: Vec<(usize, u32, i32)> = Vec::new();
         let mut live_container_restarts = 0;
+        // training-operator's measure: container restarts of Running pods of retried replicas.
+        let mut running_container_restarts = 0;
         let mut stale_pods = false;
         let mut active: BTreeMap<&'static str, u32> = BTreeMap::new();
         self.plan
@@ -286,7 +312,10 @@ impl<'a, F: Framework> Pass<'a, F> {
                 if restarts_in_place && !terminating && !matches!(phase, "Succeeded" | "Failed") {
                     live_container_restarts += failure::container_restarts(pod);
                 }
-                match phase {
+                if phase == "Running" && replica.restart_policy != RestartPolicy::Never {
+                    running_container_restarts += failure::container_restarts(pod);
+                }
+                let verdict = match phase {
                     "Succeeded" => {
                         let first_sight = record.succeeded.insert(index);
                         if first_sight {
@@ -297,47 +326,63 @@ impl<'a, F: Framework> Pass<'a, F> {
                                 Some(&name),
                             );
                         }
+                        None
                     }
-                    "Failed" if record.is_done(index) => {}
-                    "Failed" => {
-                        match failure::classify(pod, F::DEFAULT_CONTAINER, replica.restart_policy) {
-                            Verdict::Permanent { exit_code } => {
-                                record.failed.insert(index);
-                                let code = exit_code.map_or_else(
-                                    || "no exit code".to_string(),
-                                    |c| format!("exit code {c}"),
-                                );
-                                self.event(
-                                    true,
-                                    "ExitedWithCode",
-                                    format!("Pod {name} failed with {code}"),
-                                    Some(&name),
-                                );
-                                if !self.job.tolerates_failure(replica.type_) {
-                                    permanent.push((replica.type_, index));
-                                }
+                    "Failed" if record.is_done(index) => None,
+                    "Failed" => Some(match self.config.semantics {
+                        Semantics::Kfop => {
+                            failure::classify(pod, F::DEFAULT_CONTAINER, replica.restart_policy)
+                        }
+                        Semantics::TrainingOperator => failure::classify_as_training_operator(
+                            pod,
+                            F::DEFAULT_CONTAINER,
+                            replica.restart_policy,
+                        ),
+                    }),
+                    // Deleted by someone else (eviction, node drain, a user) before finishing:
+                    // training-operator counts it failed, so a Never or ExitCode replica fails.
+                    _ if terminating => Some(
+                        if self.config.semantics == Semantics::TrainingOperator
+                            && !restarts_in_place
+                        {
+                            Verdict::Permanent { exit_code: None }
+                        } else {
+                            Verdict::Disruption {
+                                reason: failure::disruption(pod)
+                                    .unwrap_or_else(|| "deleted".to_string()),
                             }
-                            verdict => restarts.push(Restart {
-                                type_: replica.type_,
-                                index,
-                                pod,
-                                verdict,
-                            }),
+                        },
+                    ),
+                    "Running" => {
+                        *active.entry(replica.type_).or_default() += 1;
+                        None
+                    }
+                    _ => None, // Pending or Unknown: waiting
+                };
+                match verdict {
+                    None => {}
+                    Some(Verdict::Permanent { exit_code }) => {
+                        record.failed.insert(index);
+                        let code = exit_code.map_or_else(
+                            || "no exit code".to_string(),
+                            |c| format!("exit code {c}"),
+                        );
+                        self.event(
+                            true,
+                            "ExitedWithCode",
+                            format!("Pod {name} failed with {code}"),
+                            Some(&name),
+                        );
+                        if !self.job.tolerates_failure(replica.type_) {
+                            permanent.push((replica.type_, index));
                         }
                     }
-                    _ if terminating => {
-                        // Deleted by someone else (eviction, node drain, a user) before finishing.
-                        let reason =
-                            failure::disruption(pod).unwrap_or_else(|| "deleted".to_string());
-                        restarts.push(Restart {
-                            type_: replica.type_,
-                            index,
-                            pod,
-                            verdict: Verdict::Disruption { reason },
-                        });
-                    }
-                    "Running" => *active.entry(replica.type_).or_default() += 1,
-                    _ => {} // Pending or Unknown: waiting
+                    Some(verdict) => restarts.push(Restart {
+                        type_: replica.type_,
+                        index,
+                        pod,
+                        verdict,
+                    }),
                 }
             }
             record.write(
@@ -347,18 +392,6 @@ impl<'a, F: Framework> Pass<'a, F> {
                     .entry(replica.type_.to_string())
                     .or_default(),
             );
-        }
-
-        if !permanent.is_empty() {
-            let (type_, _) = permanent[0];
-            let count = permanent.iter().filter(|(t, _)| *t == type_).count();
-            let message = format!(
-                "{} {}/{} has failed because {count} {type_} replica(s) failed.",
-                self.kind, self.namespace, self.name
-            );
-            self.finish_failed("Failed", &message);
-            self.clean_up(replicas);
-            return;
         }
 
         let scope = self.job.run_policy().restart_scope.unwrap_or_default();
@@ -375,14 +408,51 @@ impl<'a, F: Framework> Pass<'a, F> {
             RestartScope::Job => i32::from(counted > 0),
         };
         let used = self.plan.status.restarts + folded + new_restarts + live_container_restarts;
-        if let Some(limit) = self.job.run_policy().backoff_limit
-            && used > limit
-        {
+        // A limit of N is reached by the Nth restart (0: by any), as in training-operator, which
+        // counts only the container restarts of running pods, and with a limit of 0 any failure
+        // (it checks this before a replica's failure).
+        let backoff_reached =
+            self.job
+                .run_policy()
+                .backoff_limit
+                .is_some_and(|limit| match self.config.semantics {
+                    Semantics::Kfop => used >= limit.max(1),
+                    Semantics::TrainingOperator if limit == 0 => {
+                        running_container_restarts > 0
+                            || !restarts.is_empty()
+                            || !permanent.is_empty()
+                    }
+                    Semantics::TrainingOperator => running_container_restarts >= limit,
+                });
+        let backoff_first = self.config.semantics == Semantics::TrainingOperator;
+        if backoff_reached && (backoff_first || permanent.is_empty()) {
             self.plan.status.restarts = used;
-            let message = format!(
-                "{} {} has failed because it has reached the specified backoff limit",
-                self.kind, self.name
-            );
+            let message = format!("Job {}{BACKOFF_LIMIT_REACHED}", self.name);
+            self.finish_failed("Failed", &message);
+            self.clean_up(replicas);
+            return;
+        }
+        if !permanent.is_empty() {
+            let (type_, _) = permanent[0];
+            let count = permanent.iter().filter(|(t, _)| *t == type_).count();
+            let by_exit_code = replicas
+                .iter()
+                .any(|r| r.type_ == type_ && r.restart_policy == RestartPolicy::ExitCode);
+            let message = if by_exit_code {
+                format!(
+                    "job {:?} is failing because {type_:?} replica(s) failed.",
+                    self.name
+                )
+            } else {
+                self.job
+                    .status_message(replicas, StatusMessage::ReplicasFailed { count, type_ })
+            };
+            // As training-operator: a job whose deciding replica succeeded in this same pass is
+            // marked Succeeded, and then Failed.
+            let counts = self.update_counts(replicas, &active);
+            if self.job.progress(&counts).succeeded {
+                self.succeed(replicas);
+            }
             self.finish_failed("Failed", &message);
             self.clean_up(replicas);
             return;
@@ -408,9 +478,7 @@ impl<'a, F: Framework> Pass<'a, F> {
         }
         let hold = self.sync_pod_group(replicas);
         if !hold && !creates.is_empty() {
-            let cluster = self
-                .job
-                .cluster(replicas, self.config.cluster_domain.as_deref());
+            let cluster = self.job.cluster(replicas, self.config);
             for (position, index, recorded) in creates {
                 let replica = &replicas[position];
                 let slot = Slot {
@@ -433,25 +501,17 @@ impl<'a, F: Framework> Pass<'a, F> {
         let counts = self.update_counts(replicas, &active);
         let progress = self.job.progress(&counts);
         if progress.succeeded {
-            let message = format!(
-                "{} {}/{} successfully completed.",
-                self.kind, self.namespace, self.name
-            );
-            self.plan
-                .status
-                .completion_time
-                .get_or_insert(Time(self.now));
-            self.condition(ConditionType::Succeeded, TRUE, "Succeeded", &message, false);
+            self.succeed(replicas);
             self.clean_up(replicas);
         } else if !restarted && progress.running {
-            let message = format!("{} {}/{} is running.", self.kind, self.namespace, self.name);
+            let message = self.job.status_message(replicas, StatusMessage::Running);
             self.condition(ConditionType::Running, TRUE, "Running", &message, false);
         }
     }
 
     /// Records each restart (write-ahead: the status carries the new attempt before the pod goes).
     fn restart_replicas(&mut self, restarts: &[Restart<'a>]) {
-        let mut per_type: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut per_type: BTreeSet<&'static str> = BTreeSet::new();
         for restart in restarts {
             let status = self
                 .plan
@@ -466,13 +526,13 @@ impl<'a, F: Framework> Pass<'a, F> {
                 .unwrap_or(0)
                 + 1;
             status.attempts.insert(restart.index.to_string(), next);
-            *per_type.entry(restart.type_).or_default() += 1;
+            per_type.insert(restart.type_);
             self.restart_event(restart);
         }
-        for (type_, count) in per_type {
+        for type_ in per_type {
             let message = format!(
-                "{} {} is restarting because {count} {type_} replica(s) failed.",
-                self.kind, self.name
+                "job {} is restarting because {type_} replica(s) failed.",
+                self.name
             );
             self.condition(
                 ConditionType::Restarting,
@@ -666,11 +726,7 @@ impl<'a, F: Framework> Pass<'a, F> {
                 Action::CreatePod(_) | Action::CreateService(_) | Action::ApplyPodGroup(_)
             )
         });
-        let policy = self
-            .job
-            .run_policy()
-            .clean_pod_policy
-            .unwrap_or(CleanPodPolicy::None);
+        let policy = self.clean_pod_policy();
         let mut deleted: BTreeSet<String> = BTreeSet::new();
         let mut remaining: BTreeMap<&'static str, u32> = BTreeMap::new();
         let already: BTreeSet<String> = self
@@ -722,6 +778,29 @@ impl<'a, F: Framework> Pass<'a, F> {
         }
     }
 
+    /// The clean-up in force. A job stopped by its deadline or backoff limit stops its running
+    /// pods whatever `cleanPodPolicy` says, as a Kubernetes Job does (finished pods are kept
+    /// under `None`); training-operator deletes every pod then.
+    fn clean_pod_policy(&self) -> CleanPodPolicy {
+        let policy = self
+            .job
+            .run_policy()
+            .clean_pod_policy
+            .unwrap_or(CleanPodPolicy::None);
+        let stopped_by_limit = self.plan.status.conditions.iter().any(|c| {
+            c.type_ == ConditionType::Failed
+                && c.status == TRUE
+                && c.message.as_deref().is_some_and(|m| {
+                    m.ends_with(DEADLINE_EXCEEDED) || m.ends_with(BACKOFF_LIMIT_REACHED)
+                })
+        });
+        match (stopped_by_limit, self.config.semantics, policy) {
+            (false, _, policy) | (true, Semantics::Kfop, policy @ CleanPodPolicy::All) => policy,
+            (true, Semantics::Kfop, _) => CleanPodPolicy::Running,
+            (true, Semantics::TrainingOperator, _) => CleanPodPolicy::All,
+        }
+    }
+
     fn delete_services(&mut self, wanted: impl Fn(&str) -> bool) {
         for service in self.observed.services {
             let name = service.name_any();
@@ -763,6 +842,9 @@ impl<'a, F: Framework> Pass<'a, F> {
         active: &BTreeMap<&'static str, u32>,
     ) -> Vec<(&'static str, Counts)> {
         let mut counts = Vec::with_capacity(replicas.len());
+        // training-operator counts the pods still running when a job succeeds as succeeded.
+        let folds_active = self.config.semantics == Semantics::TrainingOperator
+            && conditions::is_true(&self.plan.status, ConditionType::Succeeded);
         for replica in replicas {
             let status = self
                 .plan
@@ -772,13 +854,17 @@ impl<'a, F: Framework> Pass<'a, F> {
                 .or_default();
             let succeeded = IndexSet::parse(status.succeeded_indexes.as_deref());
             let failed = IndexSet::parse(status.failed_indexes.as_deref());
-            let count = Counts {
+            let mut count = Counts {
                 replicas: replica.replicas,
                 active: active.get(replica.type_).copied().unwrap_or(0),
                 succeeded: count_u32(succeeded.len()),
                 failed: count_u32(failed.len()),
                 index0_succeeded: succeeded.contains(0),
             };
+            if folds_active {
+                count.succeeded += count.active;
+                count.active = 0;
+            }
             status.active = count_i32(count.active as usize);
             status.succeeded = count_i32(count.succeeded as usize);
             status.failed = count_i32(count.failed as usize);
@@ -794,6 +880,15 @@ impl<'a, F: Framework> Pass<'a, F> {
             counts.push((replica.type_, count));
         }
         counts
+    }
+
+    fn succeed(&mut self, replicas: &[Replica]) {
+        let message = self.job.status_message(replicas, StatusMessage::Succeeded);
+        self.plan
+            .status
+            .completion_time
+            .get_or_insert(Time(self.now));
+        self.condition(ConditionType::Succeeded, TRUE, "Succeeded", &message, false);
     }
 
     fn finish_failed(&mut self, reason: &str, message: &str) {

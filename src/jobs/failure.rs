@@ -56,6 +56,33 @@ pub fn classify(pod: &Pod, container: &str, policy: RestartPolicy) -> Verdict {
     }
 }
 
+/// Classifies a pod in phase `Failed` as training-operator does: no infrastructure reason is
+/// special (an evicted `Never` replica fails), and only `container`'s exit code counts (none
+/// counts as retryable).
+pub fn classify_as_training_operator(pod: &Pod, container: &str, policy: RestartPolicy) -> Verdict {
+    let exit_code = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|statuses| {
+            statuses
+                .iter()
+                .filter(|s| s.name == container)
+                .find_map(|s| s.state.as_ref()?.terminated.as_ref())
+        })
+        .map(|t| t.exit_code);
+    let retry = match policy {
+        RestartPolicy::Always | RestartPolicy::OnFailure => true,
+        RestartPolicy::Never => false,
+        RestartPolicy::ExitCode => exit_code.is_none_or(|code| code >= 128),
+    };
+    if retry {
+        Verdict::Retry { exit_code }
+    } else {
+        Verdict::Permanent { exit_code }
+    }
+}
+
 /// The infrastructure reason a pod was stopped, if it was: a disruption pod-level reason (or any
 /// `OutOf<resource>` admission failure), or a `DisruptionTarget` condition.
 pub fn disruption(pod: &Pod) -> Option<String> {
@@ -214,6 +241,55 @@ mod tests {
             Verdict::Permanent {
                 exit_code: Some(137)
             }
+        );
+    }
+
+    #[test]
+    fn training_operator_fails_an_evicted_never_replica_and_reads_only_the_main_container() {
+        // Its pod_test.go "Test Exit Code" (130 restarts) and "Test Unretryable Exit Code" (1
+        // fails), and no eviction handling at all.
+        let evicted = failed_pod(Some("Evicted"), &[("tensorflow", 137)]);
+        let as_upstream =
+            |pod: &Pod, policy| classify_as_training_operator(pod, "tensorflow", policy);
+        assert_eq!(
+            as_upstream(&evicted, RestartPolicy::Never),
+            Verdict::Permanent {
+                exit_code: Some(137)
+            }
+        );
+        assert_eq!(
+            as_upstream(&evicted, RestartPolicy::ExitCode),
+            Verdict::Retry {
+                exit_code: Some(137)
+            }
+        );
+        assert_eq!(
+            as_upstream(
+                &failed_pod(None, &[("tensorflow", 130)]),
+                RestartPolicy::ExitCode
+            ),
+            Verdict::Retry {
+                exit_code: Some(130)
+            }
+        );
+        assert_eq!(
+            as_upstream(
+                &failed_pod(None, &[("tensorflow", 1)]),
+                RestartPolicy::ExitCode
+            ),
+            Verdict::Permanent { exit_code: Some(1) }
+        );
+        let sidecar_failed = failed_pod(None, &[("sidecar", 3), ("tensorflow", 143)]);
+        assert_eq!(
+            as_upstream(&sidecar_failed, RestartPolicy::ExitCode),
+            Verdict::Retry {
+                exit_code: Some(143)
+            }
+        );
+        assert_eq!(
+            as_upstream(&failed_pod(Some("Evicted"), &[]), RestartPolicy::ExitCode),
+            Verdict::Retry { exit_code: None },
+            "no exit code is retryable (its 0xbeef)"
         );
     }
 

@@ -3,6 +3,7 @@
 //! validation every kind shares.
 
 use super::api::{JobStatus, ReplicaSpec, RestartPolicy, RunPolicy};
+use super::engine::Config;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{ContainerPort, PodSpec, PodTemplateSpec};
 use kube::Resource;
@@ -58,6 +59,17 @@ pub struct Progress {
     pub succeeded: bool,
 }
 
+/// A condition message whose wording differs between kinds (training-operator's own strings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusMessage<'a> {
+    /// The job runs.
+    Running,
+    /// The job succeeded.
+    Succeeded,
+    /// `count` replicas of `type_` failed for good.
+    ReplicasFailed { count: usize, type_: &'a str },
+}
+
 /// A job kind the engine runs.
 pub trait Framework:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -96,8 +108,8 @@ pub trait Framework:
     fn is_master_role(&self, replicas: &[Replica], type_: &str, index: u32) -> bool;
     /// What the kind computes once per pass to write every pod's cluster spec.
     type Cluster;
-    /// Computes the cluster spec of the job's replicas (service addresses end in `cluster_domain`).
-    fn cluster(&self, replicas: &[Replica], cluster_domain: Option<&str>) -> Self::Cluster;
+    /// Computes what every pod of this pass needs (cluster spec, init containers) under `config`.
+    fn cluster(&self, replicas: &[Replica], config: &Config) -> Self::Cluster;
     /// Adds the cluster spec (environment) to the pod of replica `index` of `replica`.
     fn set_cluster_spec(
         &self,
@@ -112,6 +124,23 @@ pub trait Framework:
     /// Whether a replica of `type_` may fail for good without failing the job.
     fn tolerates_failure(&self, _type_: &str) -> bool {
         false
+    }
+    /// The condition message for `message`, worded as training-operator words it for this kind
+    /// (TFJob's wording by default).
+    fn status_message(&self, _replicas: &[Replica], message: StatusMessage<'_>) -> String {
+        let kind = Self::kind(&());
+        let name = format!(
+            "{}/{}",
+            self.meta().namespace.as_deref().unwrap_or_default(),
+            self.meta().name.as_deref().unwrap_or_default()
+        );
+        match message {
+            StatusMessage::Running => format!("{kind} {name} is running."),
+            StatusMessage::Succeeded => format!("{kind} {name} successfully completed."),
+            StatusMessage::ReplicasFailed { count, type_ } => {
+                format!("{kind} {name} has failed because {count} {type_} replica(s) failed.")
+            }
+        }
     }
 }
 

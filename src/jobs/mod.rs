@@ -16,6 +16,7 @@ pub mod framework;
 pub mod gang;
 pub mod indexes;
 pub mod pytorch;
+pub mod pytorch_init;
 pub mod rate_limit;
 pub mod template;
 pub mod tensorflow;

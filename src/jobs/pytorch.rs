@@ -2,8 +2,9 @@
 //! `WORLD_SIZE`, `RANK` and torchrun `PET_*` environment training-operator sets.
 
 use super::api::{JobStatus, ReplicaSpec, RestartPolicy, RunPolicy};
-use super::framework::{Counts, Framework, Progress, Replica, object_name, port};
-use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
+use super::engine::Config;
+use super::framework::{Counts, Framework, Progress, Replica, StatusMessage, object_name, port};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -160,13 +161,30 @@ impl Framework for PyTorchJob {
         }
     }
 
-    type Cluster = ();
+    /// The init containers workers get (none without a Master, or when turned off).
+    type Cluster = Vec<Container>;
 
-    fn cluster(&self, _replicas: &[Replica], _cluster_domain: Option<&str>) {}
+    fn cluster(&self, replicas: &[Replica], config: &Config) -> Vec<Container> {
+        let Some(init) = &config.pytorch_init else {
+            return Vec::new();
+        };
+        if !replicas.iter().any(|r| r.type_ == "Master") {
+            return Vec::new();
+        }
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        // Checked when the controller starts: a template that fails now is a bug.
+        init.containers(&object_name(name, "master", 0))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "PyTorch init container template");
+                Vec::new()
+            })
+    }
 
+    /// Every container gets the environment; every worker of a job with a Master gets the init
+    /// containers after its own, as training-operator does.
     fn set_cluster_spec(
         &self,
-        _cluster: &(),
+        init: &Vec<Container>,
         replicas: &[Replica],
         replica: &Replica,
         index: u32,
@@ -178,6 +196,32 @@ impl Framework for PyTorchJob {
                 .env
                 .get_or_insert_with(Vec::new)
                 .extend(env.iter().cloned());
+        }
+        if replica.type_ == "Worker" && !init.is_empty() {
+            spec.init_containers
+                .get_or_insert_with(Vec::new)
+                .extend(init.iter().cloned());
+        }
+    }
+
+    /// training-operator names a PyTorchJob with a Master without its namespace, and says "is
+    /// failed".
+    fn status_message(&self, replicas: &[Replica], message: StatusMessage<'_>) -> String {
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        let namespace = self.metadata.namespace.as_deref().unwrap_or_default();
+        let with_master = replicas.iter().any(|r| r.type_ == "Master");
+        match message {
+            StatusMessage::Running if with_master => format!("PyTorchJob {name} is running."),
+            StatusMessage::Running => format!("PyTorchJob {namespace}/{name} is running."),
+            StatusMessage::Succeeded if with_master => {
+                format!("PyTorchJob {name} is successfully completed.")
+            }
+            StatusMessage::Succeeded => {
+                format!("PyTorchJob {namespace}/{name} successfully completed.")
+            }
+            StatusMessage::ReplicasFailed { count, type_ } => {
+                format!("PyTorchJob {name} is failed because {count} {type_} replica(s) failed.")
+            }
         }
     }
 
@@ -222,6 +266,80 @@ mod tests {
     }
 
     #[test]
+    fn status_messages_are_worded_as_training_operator_words_them() {
+        let with_master = job(
+            json!({"pytorchReplicaSpecs": {"Master": replica_spec(1), "Worker": replica_spec(1)}}),
+        );
+        let replicas_of = |job: &PyTorchJob| replicas(job).expect("valid");
+        let r = replicas_of(&with_master);
+        let failed = StatusMessage::ReplicasFailed {
+            count: 1,
+            type_: "Worker",
+        };
+        assert_eq!(
+            [
+                with_master.status_message(&r, StatusMessage::Running),
+                with_master.status_message(&r, StatusMessage::Succeeded),
+                with_master.status_message(&r, failed),
+            ],
+            [
+                "PyTorchJob ddp is running.",
+                "PyTorchJob ddp is successfully completed.",
+                "PyTorchJob ddp is failed because 1 Worker replica(s) failed.",
+            ]
+        );
+        let workers = job(json!({"pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        let r = replicas_of(&workers);
+        assert_eq!(
+            [
+                workers.status_message(&r, StatusMessage::Running),
+                workers.status_message(&r, StatusMessage::Succeeded),
+            ],
+            [
+                "PyTorchJob ml/ddp is running.",
+                "PyTorchJob ml/ddp successfully completed.",
+            ]
+        );
+    }
+
+    #[test]
+    fn workers_of_a_job_with_a_master_wait_for_it() {
+        // training-operator's TestInitContainer: worker-only job 0, Worker 1, Master 0.
+        let init_containers = |job: &PyTorchJob, type_: &str, config: &Config| {
+            let replicas = replicas(job).expect("valid");
+            let replica = replicas.iter().find(|r| r.type_ == type_).expect("type");
+            let mut spec = replica.template.spec.clone().unwrap_or_default();
+            job.set_cluster_spec(
+                &job.cluster(&replicas, config),
+                &replicas,
+                replica,
+                0,
+                &mut spec,
+            );
+            spec.init_containers.unwrap_or_default()
+        };
+        let config = Config::default();
+        let workers = job(json!({"pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        assert!(init_containers(&workers, "Worker", &config).is_empty());
+        let with_master = job(
+            json!({"pytorchReplicaSpecs": {"Master": replica_spec(1), "Worker": replica_spec(2)}}),
+        );
+        let worker = init_containers(&with_master, "Worker", &config);
+        assert_eq!(worker.len(), 1);
+        assert_eq!(worker[0].name, "init-pytorch");
+        assert!(
+            worker[0].command.as_ref().expect("command")[2].contains("nslookup ddp-master-0"),
+            "{worker:?}"
+        );
+        assert!(init_containers(&with_master, "Master", &config).is_empty());
+        let off = Config {
+            pytorch_init: None,
+            ..Config::default()
+        };
+        assert!(init_containers(&with_master, "Worker", &off).is_empty());
+    }
+
+    #[test]
     fn worker_env_matches_training_operator() {
         let job = job(
             json!({"pytorchReplicaSpecs": {"Master": replica_spec(1), "Worker": replica_spec(3)}}),
@@ -260,7 +378,7 @@ mod tests {
         );
         let replicas = replicas(&job).expect("valid");
         let mut spec = replicas[0].template.spec.clone().expect("spec");
-        job.set_cluster_spec(&(), &replicas, &replicas[0], 0, &mut spec);
+        job.set_cluster_spec(&Vec::new(), &replicas, &replicas[0], 0, &mut spec);
         for container in &spec.containers {
             let env = pairs(container.env.as_deref().unwrap_or_default());
             assert!(env.contains(&("WORLD_SIZE".into(), "8".into())), "{env:?}");

@@ -2,6 +2,7 @@
 //! byte for byte as training-operator writes it.
 
 use super::api::{JobStatus, ReplicaSpec, RestartPolicy, RunPolicy};
+use super::engine::Config;
 use super::framework::{Counts, Framework, Progress, Replica, object_name, port};
 use k8s_openapi::api::core::v1::{EnvVar, PodSpec};
 use kube::CustomResource;
@@ -217,8 +218,8 @@ impl Framework for TFJob {
 
     type Cluster = TfCluster;
 
-    fn cluster(&self, replicas: &[Replica], cluster_domain: Option<&str>) -> TfCluster {
-        let hosts = self.addresses(replicas, cluster_domain);
+    fn cluster(&self, replicas: &[Replica], config: &Config) -> TfCluster {
+        let hosts = self.addresses(replicas, config.cluster_domain.as_deref());
         let total: u32 = replicas.iter().map(|r| r.replicas).sum();
         let json = (total != 1)
             .then(|| serde_json::to_string(&hosts).ok())
@@ -320,7 +321,7 @@ mod tests {
             .find(|r| r.type_ == "Worker")
             .expect("worker");
         assert_eq!(
-            job.tf_config(&job.cluster(&replicas, None), worker, 1)
+            job.tf_config(&job.cluster(&replicas, &Config::default()), worker, 1)
                 .as_deref(),
             Some(concat!(
                 r#"{"cluster":{"chief":["dist-chief-0.ml.svc:2222"],"ps":["dist-ps-0.ml.svc:2223"],"#,
@@ -330,7 +331,17 @@ mod tests {
         );
         let ps = replicas.iter().find(|r| r.type_ == "PS").expect("ps");
         let with_domain = job
-            .tf_config(&job.cluster(&replicas, Some("cluster.local")), ps, 0)
+            .tf_config(
+                &job.cluster(
+                    &replicas,
+                    &Config {
+                        cluster_domain: Some("cluster.local".into()),
+                        ..Config::default()
+                    },
+                ),
+                ps,
+                0,
+            )
             .expect("config");
         assert!(
             with_domain.contains(r#""ps":["dist-ps-0.ml.svc.cluster.local:2223"]"#),
@@ -345,7 +356,7 @@ mod tests {
         let replicas = replicas(&job).expect("valid");
         let mut pod_spec = replicas[0].template.spec.clone().expect("spec");
         job.set_cluster_spec(
-            &job.cluster(&replicas, None),
+            &job.cluster(&replicas, &Config::default()),
             &replicas,
             &replicas[0],
             0,
@@ -362,7 +373,7 @@ mod tests {
         let replicas = replicas(&job).expect("valid");
         let mut pod_spec = replicas[0].template.spec.clone().expect("spec");
         job.set_cluster_spec(
-            &job.cluster(&replicas, None),
+            &job.cluster(&replicas, &Config::default()),
             &replicas,
             &replicas[0],
             0,
@@ -383,7 +394,7 @@ mod tests {
         let replicas = replicas(&job).expect("valid");
         let worker = &replicas[1];
         assert_eq!(
-            job.tf_config(&job.cluster(&replicas, None), worker, 1)
+            job.tf_config(&job.cluster(&replicas, &Config::default()), worker, 1)
                 .as_deref(),
             Some(concat!(
                 r#"{"cluster":{"worker":{"1":"dist-worker-1.ml.svc:2222"},"#,
@@ -391,7 +402,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            job.tf_config(&job.cluster(&replicas, None), &replicas[0], 1)
+            job.tf_config(&job.cluster(&replicas, &Config::default()), &replicas[0], 1)
                 .as_deref(),
             Some(
                 r#"{"cluster":{"worker":{},"ps":["dist-ps-1.ml.svc:2222"]},"task":{"type":"ps","index":1}}"#
@@ -405,7 +416,11 @@ mod tests {
         let replicas = super::super::framework::replicas(&no_ps).expect("valid");
         assert_eq!(
             no_ps
-                .tf_config(&no_ps.cluster(&replicas, None), &replicas[0], 0)
+                .tf_config(
+                    &no_ps.cluster(&replicas, &Config::default()),
+                    &replicas[0],
+                    0
+                )
                 .as_deref(),
             Some(
                 r#"{"cluster":{"worker":{"0":"dist-worker-0.ml.svc:2222"},"ps":null},"task":{"type":"worker","index":0}}"#

@@ -304,13 +304,7 @@ async fn a_permanent_exit_code_fails_the_job() {
     assert_eq!(failed.reason.as_deref(), Some("TFJobFailed"));
     assert_eq!(
         failed.message.as_deref(),
-        Some(
-            format!(
-                "TFJob {}/pm has failed because 1 Worker replica(s) failed.",
-                f.ns.name
-            )
-            .as_str()
-        )
+        Some(r#"job "pm" is failing because "Worker" replica(s) failed."#)
     );
     assert_eq!(status.restarts, 0);
     assert_eq!(
@@ -365,7 +359,7 @@ async fn reaching_the_backoff_limit_fails_the_job() {
         tfjob(
             "bo",
             json!({"Worker": tf(1, "OnFailure")}),
-            json!({"backoffLimit": 1, "cleanPodPolicy": "All"}),
+            json!({"backoffLimit": 2, "cleanPodPolicy": "All"}),
         ),
     )
     .await;
@@ -391,7 +385,7 @@ async fn reaching_the_backoff_limit_fails_the_job() {
     let status = status_when(&f.jobs, "bo", "Failed", |s| is(s, ConditionType::Failed)).await;
     assert_eq!(
         status.conditions.last().and_then(|c| c.message.as_deref()),
-        Some("TFJob bo has failed because it has reached the specified backoff limit")
+        Some("Job bo has failed because it has reached the specified backoff limit")
     );
     assert_eq!(status.restarts, 2);
     eventually(TIMEOUT, "cleanPodPolicy All to delete the pod", || async {
@@ -426,7 +420,7 @@ async fn active_deadline_fires_with_no_other_event() {
     assert!((3.0..6.0).contains(&active), "failed after {active}s");
     assert_eq!(
         status.conditions.last().and_then(|c| c.message.as_deref()),
-        Some("TFJob dl has failed because it was active longer than specified deadline")
+        Some("Job dl has failed because it was active longer than specified deadline")
     );
 }
 
@@ -780,6 +774,74 @@ async fn names_that_cannot_fit_in_63_characters_are_rejected_up_front() {
         .await
         .expect_err("rejected");
     assert!(error.to_string().contains("replica types"), "{error}");
+}
+
+#[tokio::test]
+async fn run_policy_admission_rules_are_training_operators() {
+    let Some(ns) = support::namespace("tf-run-policy").await else {
+        return;
+    };
+    job_support::install_crds(&ns.client).await;
+    let jobs: Api<TFJob> = Api::namespaced(ns.client.clone(), &ns.name);
+    let job = |name: &str, run_policy: Value| -> TFJob {
+        serde_json::from_value(tfjob(name, json!({"Worker": tf(1, "Never")}), run_policy))
+            .expect("job")
+    };
+    let error = jobs
+        .create(
+            &PostParams::default(),
+            &job("other", json!({"managedBy": "example.com/mine"})),
+        )
+        .await
+        .expect_err("an unknown manager is refused");
+    assert!(
+        error.to_string().contains("managedBy: Unsupported value"),
+        "{error}"
+    );
+    let created = jobs
+        .create(
+            &PostParams::default(),
+            &job(
+                "q",
+                json!({"managedBy": "kueue.x-k8s.io/multikueue", "schedulingPolicy": {"queue": "a"}}),
+            ),
+        )
+        .await
+        .expect("training-operator's values are accepted");
+    assert_eq!(
+        created.spec.run_policy.suspend,
+        Some(false),
+        "suspend defaults to false"
+    );
+    let patch = |run_policy: Value| {
+        let jobs = jobs.clone();
+        async move {
+            jobs.patch(
+                "q",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"runPolicy": run_policy}})),
+            )
+            .await
+        }
+    };
+    let error = patch(json!({"schedulingPolicy": {"queue": "b"}}))
+        .await
+        .expect_err("queue is immutable");
+    assert!(
+        error
+            .to_string()
+            .contains("spec.runPolicy.schedulingPolicy.queue is immutable"),
+        "{error}"
+    );
+    for change in [json!("kubeflow.org/training-operator"), Value::Null] {
+        let error = patch(json!({"managedBy": change}))
+            .await
+            .expect_err("managedBy is immutable");
+        assert!(error.to_string().contains("field is immutable"), "{error}");
+    }
+    patch(json!({"suspend": true}))
+        .await
+        .expect("other fields may change");
 }
 
 #[tokio::test]

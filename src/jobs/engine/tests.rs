@@ -480,6 +480,14 @@ fn exit_code_policy_restarts_on_128_and_up_and_fails_below() {
             "TFJobRestarting".into()
         ))
     );
+    assert_eq!(
+        sim.status
+            .conditions
+            .last()
+            .and_then(|c| c.message.as_deref()),
+        Some("job dist is restarting because Worker replica(s) failed."),
+        "training-operator's message"
+    );
     assert!(
         sim.events
             .iter()
@@ -501,7 +509,7 @@ fn exit_code_policy_restarts_on_128_and_up_and_fails_below() {
     let failed = sim.status.conditions.last().expect("condition");
     assert_eq!(
         failed.message.as_deref(),
-        Some("TFJob ml/dist has failed because 1 Worker replica(s) failed.")
+        Some(r#"job "dist" is failing because "Worker" replica(s) failed."#)
     );
     assert!(
         pod_deletes(&plan).is_empty(),
@@ -600,9 +608,10 @@ fn a_pod_stuck_terminating_on_a_lost_node_is_force_deleted() {
 
 #[test]
 fn backoff_limit_counts_every_recreation() {
+    // As training-operator: a limit of 2 is reached by the second restart.
     let mut sim = Sim::new(tfjob(
         json!({"Worker": with_policy(replica(2, "tensorflow"), "OnFailure")}),
-        json!({"backoffLimit": 1, "cleanPodPolicy": "All"}),
+        json!({"backoffLimit": 2, "cleanPodPolicy": "All"}),
     ));
     sim.step();
     sim.run_all();
@@ -617,7 +626,7 @@ fn backoff_limit_counts_every_recreation() {
     let failed = sim.status.conditions.last().expect("condition");
     assert_eq!(
         failed.message.as_deref(),
-        Some("TFJob dist has failed because it has reached the specified backoff limit")
+        Some("Job dist has failed because it has reached the specified backoff limit")
     );
     assert!(
         sim.pods.is_empty(),
@@ -635,27 +644,28 @@ fn container_restarts_by_the_kubelet_count_against_the_backoff_limit() {
     sim.set_status(
         "dist-worker-0",
         json!({"phase": "Running", "containerStatuses": [
-        {"name": "tensorflow", "image": "i", "imageID": "i", "ready": true, "restartCount": 2,
+        {"name": "tensorflow", "image": "i", "imageID": "i", "ready": true, "restartCount": 1,
          "state": {"running": {}}}]}),
     );
     sim.step();
     assert!(!sim.is(ConditionType::Failed));
+    // As training-operator (`restartCount >= backoffLimit`): the second restart reaches 2.
     sim.set_status(
         "dist-worker-0",
         json!({"phase": "Running", "containerStatuses": [
-        {"name": "tensorflow", "image": "i", "imageID": "i", "ready": true, "restartCount": 3,
+        {"name": "tensorflow", "image": "i", "imageID": "i", "ready": true, "restartCount": 2,
          "state": {"running": {}}}]}),
     );
     sim.step();
     assert!(sim.is(ConditionType::Failed));
-    assert_eq!(sim.status.restarts, 3);
+    assert_eq!(sim.status.restarts, 2);
 }
 
 #[test]
 fn a_restart_recorded_before_a_crash_is_not_counted_twice() {
     let mut sim = Sim::new(tfjob(
         json!({"Worker": with_policy(replica(1, "tensorflow"), "ExitCode")}),
-        json!({"backoffLimit": 1}),
+        json!({"backoffLimit": 2}),
     ));
     sim.step();
     sim.exit("dist-worker-0", 143);
@@ -676,7 +686,7 @@ fn a_restart_recorded_before_a_crash_is_not_counted_twice() {
 }
 
 #[test]
-fn active_deadline_fires_on_time_and_honours_clean_pod_policy() {
+fn active_deadline_fires_on_time_and_stops_running_pods() {
     let mut sim = distributed(json!({"activeDeadlineSeconds": 60}));
     let plan = sim.step();
     assert_eq!(
@@ -693,11 +703,12 @@ fn active_deadline_fires_on_time_and_honours_clean_pod_policy() {
     let failed = sim.status.conditions.last().expect("condition");
     assert_eq!(
         failed.message.as_deref(),
-        Some("TFJob dist has failed because it was active longer than specified deadline")
+        Some("Job dist has failed because it was active longer than specified deadline")
     );
-    assert!(
-        pod_deletes(&plan).is_empty(),
-        "cleanPodPolicy None keeps pods even on the deadline path"
+    assert_eq!(
+        pod_deletes(&plan).len(),
+        4,
+        "running pods stop on the deadline path even under cleanPodPolicy None"
     );
 
     let mut all = distributed(json!({"activeDeadlineSeconds": 60, "cleanPodPolicy": "All"}));
@@ -1165,5 +1176,135 @@ fn a_pod_deleted_while_the_controller_was_away_is_recreated() {
     assert_eq!(
         sim.pod("dist-worker-1").labels()[REPLICA_ATTEMPT_LABEL],
         "0"
+    );
+}
+
+#[test]
+fn a_chief_that_succeeds_as_workers_fail_marks_the_job_succeeded_then_failed() {
+    // training-operator's TFJob status ("Chief is succeeded, workers are failed"): both.
+    let mut sim = Sim::new(tfjob(
+        json!({"Chief": replica(1, "tensorflow"), "Worker": with_policy(replica(2, "tensorflow"), "Never")}),
+        json!({}),
+    ));
+    sim.step();
+    sim.run_all();
+    sim.step();
+    sim.exit("dist-chief-0", 0);
+    sim.exit("dist-worker-0", 1);
+    sim.step();
+    let types: Vec<(ConditionType, String)> = sim
+        .status
+        .conditions
+        .iter()
+        .map(|c| (c.type_, c.status.clone()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (ConditionType::Created, TRUE.to_string()),
+            (ConditionType::Running, "False".to_string()),
+            (ConditionType::Succeeded, TRUE.to_string()),
+            (ConditionType::Failed, TRUE.to_string()),
+        ]
+    );
+    assert_eq!(
+        sim.status.conditions[3].message.as_deref(),
+        Some("TFJob ml/dist has failed because 1 Worker replica(s) failed.")
+    );
+}
+
+fn as_training_operator<F: Framework>(mut sim: Sim<F>) -> Sim<F> {
+    sim.config.semantics = Semantics::TrainingOperator;
+    sim
+}
+
+#[test]
+fn with_training_operators_semantics_an_evicted_never_replica_fails_the_job() {
+    let mut sim = as_training_operator(distributed(json!({})));
+    sim.step();
+    sim.run_all();
+    sim.step();
+    sim.evict("dist-worker-0");
+    sim.step();
+    assert!(sim.is(ConditionType::Failed));
+    assert_eq!(sim.status.disruptions, 0);
+    // kfop's own semantics recreate it (an_evicted_pod_is_recreated_without_counting_a_restart).
+}
+
+#[test]
+fn with_training_operators_semantics_only_running_container_restarts_count() {
+    let mut sim = as_training_operator(Sim::new(tfjob(
+        json!({"Worker": with_policy(replica(2, "tensorflow"), "OnFailure")}),
+        json!({"backoffLimit": 2}),
+    )));
+    sim.step();
+    sim.run_all();
+    // Recreations do not count (training-operator #2045)...
+    for _ in 0..3 {
+        sim.exit("dist-worker-0", 1);
+        sim.step();
+        sim.step();
+        sim.run_all();
+        assert!(!sim.is(ConditionType::Failed));
+    }
+    // ...the kubelet's restarts of running containers do, up to the limit.
+    sim.set_status(
+        "dist-worker-1",
+        json!({"phase": "Running", "containerStatuses": [
+        {"name": "tensorflow", "image": "i", "imageID": "i", "ready": true, "restartCount": 2,
+         "state": {"running": {}}}]}),
+    );
+    sim.step();
+    assert!(sim.is(ConditionType::Failed));
+    assert!(sim.pods.is_empty(), "a limit deletes every pod");
+}
+
+#[test]
+fn a_job_stopped_by_its_deadline_stops_running_pods_and_keeps_finished_ones() {
+    let stop = |semantics: Semantics| {
+        let mut sim = distributed(json!({"activeDeadlineSeconds": 60}));
+        sim.config.semantics = semantics;
+        sim.step();
+        sim.run_all();
+        sim.exit("dist-worker-1", 0);
+        sim.step();
+        sim.now = at(60);
+        sim.step();
+        assert!(sim.is(ConditionType::Failed));
+        sim.step();
+        sim.pod_names()
+    };
+    assert_eq!(
+        stop(Semantics::Kfop),
+        ["dist-worker-1"],
+        "cleanPodPolicy None"
+    );
+    assert!(stop(Semantics::TrainingOperator).is_empty());
+}
+
+#[test]
+fn with_training_operators_semantics_a_succeeded_jobs_running_pods_count_as_succeeded() {
+    let mut sim = as_training_operator(distributed(json!({})));
+    sim.step();
+    sim.run_all();
+    sim.step();
+    sim.exit("dist-chief-0", 0);
+    sim.step();
+    assert!(sim.is(ConditionType::Succeeded));
+    sim.step();
+    let ps = sim.replica_status("PS");
+    assert_eq!((ps.active, ps.succeeded), (0, 1));
+    let mut own = distributed(json!({}));
+    own.step();
+    own.run_all();
+    own.step();
+    own.exit("dist-chief-0", 0);
+    own.step();
+    own.step();
+    let ps = own.replica_status("PS");
+    assert_eq!(
+        (ps.active, ps.succeeded),
+        (1, 0),
+        "kfop counts what is true"
     );
 }
