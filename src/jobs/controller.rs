@@ -11,6 +11,7 @@ use super::pytorch::PyTorchJob;
 use super::rate_limit::{TokenBucket, WriteLimits};
 use super::tensorflow::TFJob;
 use futures::{FutureExt, StreamExt, future};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -23,7 +24,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -220,6 +221,8 @@ struct Context<F: Framework> {
     written: Mutex<HashMap<String, (String, JobStatus, Instant)>>,
     /// Consecutive failures per job, for back-off.
     failures: Mutex<HashMap<String, u32>>,
+    /// The autoscaler last applied per job (`None`: deleted), so an unchanged one costs no write.
+    autoscalers: Mutex<HashMap<String, Option<Value>>>,
     limits: Arc<WriteLimits>,
     max_in_flight: usize,
     engine: engine::Config,
@@ -290,6 +293,7 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
         expectations: Expectations::default(),
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        autoscalers: Mutex::new(HashMap::new()),
         limits,
         max_in_flight: options.max_in_flight.max(1),
         engine: options.engine,
@@ -730,6 +734,38 @@ impl<F: Framework> Context<F> {
                     Err(source) => Err(fail("deleting the PodGroup".into(), source)),
                 }
             }
+            Action::ApplyAutoscaler(autoscaler) => {
+                if self.autoscaler_written(key).as_ref() == Some(&Some(autoscaler.clone())) {
+                    return Ok(());
+                }
+                let api: Api<HorizontalPodAutoscaler> =
+                    Api::namespaced(self.client.clone(), &namespace);
+                api.patch(
+                    &job.name_any(),
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&autoscaler),
+                )
+                .await
+                .map_err(|source| fail("applying the HorizontalPodAutoscaler".into(), source))?;
+                self.remember_autoscaler(key, Some(autoscaler));
+                Ok(())
+            }
+            Action::DeleteAutoscaler => {
+                if self.autoscaler_written(key) == Some(None) {
+                    return Ok(());
+                }
+                let api: Api<HorizontalPodAutoscaler> =
+                    Api::namespaced(self.client.clone(), &namespace);
+                match api.delete(&job.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(e) if is_gone(&e) => {}
+                    Err(source) => {
+                        return Err(fail("deleting the HorizontalPodAutoscaler".into(), source));
+                    }
+                }
+                self.remember_autoscaler(key, None);
+                Ok(())
+            }
             Action::DeleteJob => {
                 let api: Api<F> = Api::namespaced(self.client.clone(), &namespace);
                 let params = DeleteParams {
@@ -753,6 +789,20 @@ impl<F: Framework> Context<F> {
                     Err(source) => Err(fail("deleting the job after its TTL".into(), source)),
                 }
             }
+        }
+    }
+
+    /// What this controller last did to a job's autoscaler, if anything since it started.
+    fn autoscaler_written(&self, key: &str) -> Option<Option<Value>> {
+        self.autoscalers
+            .lock()
+            .ok()
+            .and_then(|written| written.get(key).cloned())
+    }
+
+    fn remember_autoscaler(&self, key: &str, autoscaler: Option<Value>) {
+        if let Ok(mut written) = self.autoscalers.lock() {
+            written.insert(key.to_string(), autoscaler);
         }
     }
 

@@ -17,11 +17,23 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         with_rules(
             PyTorchJob::crd(),
-            rules::<PyTorchJob>(&[(
-                ".spec.elasticPolicy",
-                "!has(self.spec.elasticPolicy)",
-                "spec.elasticPolicy is not supported by kfop yet: remove it to run with a fixed number of workers",
-            )]),
+            rules::<PyTorchJob>(&[
+                (
+                    ".spec.pytorchReplicaSpecs",
+                    "!has(self.spec.elasticPolicy) || self.spec.pytorchReplicaSpecs.exists(t, t.lowerAscii() == 'worker')",
+                    "spec.pytorchReplicaSpecs[Worker]: Required value: must be configured if elastic policy is used",
+                ),
+                (
+                    ".spec.elasticPolicy.nProcPerNode",
+                    "!has(self.spec.elasticPolicy) || !has(self.spec.elasticPolicy.nProcPerNode) || !has(self.spec.nprocPerNode)",
+                    "spec.elasticPolicy.nProcPerNode: Forbidden: must not be used with spec.nprocPerNode",
+                ),
+                (
+                    ".spec.elasticPolicy.minReplicas",
+                    "!has(self.spec.elasticPolicy) || !has(self.spec.elasticPolicy.minReplicas) || !has(self.spec.elasticPolicy.maxReplicas) || self.spec.elasticPolicy.minReplicas <= self.spec.elasticPolicy.maxReplicas",
+                    "spec.elasticPolicy.minReplicas must not exceed maxReplicas",
+                ),
+            ]),
         ),
         with_rules(TFJob::crd(), rules::<TFJob>(&[])),
     ]

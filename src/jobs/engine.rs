@@ -123,6 +123,10 @@ pub enum Action {
     ApplyPodGroup(Value),
     /// Delete the job's PodGroup.
     DeletePodGroup,
+    /// Create or update the job's HorizontalPodAutoscaler (this whole object).
+    ApplyAutoscaler(Value),
+    /// Delete the job's HorizontalPodAutoscaler.
+    DeleteAutoscaler,
     /// Delete the job (its TTL after finishing expired).
     DeleteJob,
 }
@@ -498,6 +502,9 @@ impl<'a, F: Framework> Pass<'a, F> {
             }
         }
         self.sync_services(replicas);
+        if let Some(autoscaler) = self.job.autoscaler(replicas) {
+            self.plan.actions.push(Action::ApplyAutoscaler(autoscaler));
+        }
         let counts = self.update_counts(replicas, &active);
         let progress = self.job.progress(&counts);
         if progress.succeeded {
@@ -715,6 +722,7 @@ impl<'a, F: Framework> Pass<'a, F> {
         if self.observed.pod_group.is_some() {
             self.plan.actions.push(Action::DeletePodGroup);
         }
+        self.delete_autoscaler(replicas);
         self.update_counts(replicas, &BTreeMap::new());
     }
 
@@ -764,6 +772,7 @@ impl<'a, F: Framework> Pass<'a, F> {
         if self.observed.pod_group.is_some() {
             self.plan.actions.push(Action::DeletePodGroup);
         }
+        self.delete_autoscaler(replicas);
         self.update_counts(replicas, &remaining);
         if let (Some(ttl), Some(done)) = (
             self.job.run_policy().ttl_seconds_after_finished,
@@ -798,6 +807,16 @@ impl<'a, F: Framework> Pass<'a, F> {
             (false, _, policy) | (true, Semantics::Kfop, policy @ CleanPodPolicy::All) => policy,
             (true, Semantics::Kfop, _) => CleanPodPolicy::Running,
             (true, Semantics::TrainingOperator, _) => CleanPodPolicy::All,
+        }
+    }
+
+    /// A finished or suspended job scales nothing: its autoscaler goes.
+    fn delete_autoscaler(&mut self, replicas: &[Replica]) {
+        self.plan
+            .actions
+            .retain(|a| !matches!(a, Action::ApplyAutoscaler(_)));
+        if self.job.autoscaler(replicas).is_some() {
+            self.plan.actions.push(Action::DeleteAutoscaler);
         }
     }
 

@@ -125,6 +125,11 @@ pub trait Framework:
     fn tolerates_failure(&self, _type_: &str) -> bool {
         false
     }
+    /// The HorizontalPodAutoscaler the job wants while it runs, if any (an elastic PyTorchJob
+    /// with metrics).
+    fn autoscaler(&self, _replicas: &[Replica]) -> Option<serde_json::Value> {
+        None
+    }
     /// The condition message for `message`, worded as training-operator words it for this kind
     /// (TFJob's wording by default).
     fn status_message(&self, _replicas: &[Replica], message: StatusMessage<'_>) -> String {

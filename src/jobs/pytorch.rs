@@ -4,6 +4,7 @@
 use super::api::{JobStatus, ReplicaSpec, RestartPolicy, RunPolicy};
 use super::engine::Config;
 use super::framework::{Counts, Framework, Progress, Replica, StatusMessage, object_name, port};
+use k8s_openapi::api::autoscaling::v2::MetricSpec;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -42,10 +43,9 @@ pub struct PyTorchJobSpec {
     /// Clean-up, limits, scheduling and suspension.
     #[serde(default)]
     pub run_policy: RunPolicy,
-    /// Elastic training is not supported yet: a job that sets it is rejected.
+    /// Elastic training with torchrun's rendezvous: a variable number of Workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
-    pub elastic_policy: Option<serde_json::Value>,
+    pub elastic_policy: Option<ElasticPolicy>,
     /// The replica types (`Master`, `Worker`) and their specs.
     #[schemars(extend("maxProperties" = 2))]
     pub pytorch_replica_specs: BTreeMap<String, ReplicaSpec>,
@@ -54,13 +54,65 @@ pub struct PyTorchJobSpec {
     pub nproc_per_node: Option<String>,
 }
 
-fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-        "description": "Not supported by kfop yet; a job that sets it is rejected."
-    })
+/// Elastic training (training-operator's `elasticPolicy`): Workers join and leave a torchrun
+/// rendezvous; with `metrics`, a HorizontalPodAutoscaler scales them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ElasticPolicy {
+    /// The fewest Workers; defaults to `maxReplicas`, or else to the Workers' `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: Option<i32>,
+    /// The most Workers; defaults to `minReplicas`, or else to the Workers' `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_replicas: Option<i32>,
+    /// The rendezvous backend (`c10d`, `etcd`, `etcd-v2`); defaults to `c10d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdzv_backend: Option<String>,
+    /// The rendezvous port; defaults to the Workers' `pytorchjob-port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdzv_port: Option<i32>,
+    /// The rendezvous host; defaults to worker 0 (`<job>-worker-0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdzv_host: Option<String>,
+    /// The rendezvous id (`PET_RDZV_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdzv_id: Option<String>,
+    /// Extra rendezvous settings (`PET_RDZV_CONF`, `key=value` joined with `,`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdzv_conf: Option<Vec<RdzvConf>>,
+    /// torchrun's standalone mode (`PET_STANDALONE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standalone: Option<bool>,
+    /// Deprecated: processes per node; use `spec.nprocPerNode` (not both).
+    #[serde(
+        default,
+        rename = "nProcPerNode",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub n_proc_per_node: Option<i32>,
+    /// How many times torchrun restarts the worker group (`PET_MAX_RESTARTS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<i32>,
+    /// What the HorizontalPodAutoscaler of the Workers scales on; none, no autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricSpec>>,
 }
+
+/// One rendezvous setting.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct RdzvConf {
+    /// The setting's name.
+    #[serde(default)]
+    pub key: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// The default rendezvous backend.
+const DEFAULT_RDZV_BACKEND: &str = "c10d";
 
 /// The default `nprocPerNode`.
 const DEFAULT_NPROC_PER_NODE: &str = "auto";
@@ -74,12 +126,14 @@ impl PyTorchJob {
             value_from: None,
         };
         let total: u32 = replicas.iter().map(|r| r.replicas).sum();
-        let nproc = self
-            .spec
-            .nproc_per_node
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NPROC_PER_NODE.to_string());
-        let per_node: u64 = nproc.parse().unwrap_or(1);
+        let elastic = self.spec.elastic_policy.as_ref();
+        // `nprocPerNode` defaults to `auto` unless the deprecated elastic one is set.
+        let nproc = self.spec.nproc_per_node.clone().or_else(|| {
+            elastic
+                .is_none_or(|e| e.n_proc_per_node.is_none())
+                .then(|| DEFAULT_NPROC_PER_NODE.to_string())
+        });
+        let per_node: u64 = nproc.as_deref().and_then(|n| n.parse().ok()).unwrap_or(1);
         let mut env = vec![var("PYTHONUNBUFFERED", "1".into())];
         if let Some(master) = replicas.iter().find(|r| r.type_ == "Master") {
             let name = self.metadata.name.as_deref().unwrap_or_default();
@@ -107,8 +161,87 @@ impl PyTorchJob {
                 var("PET_NODE_RANK", rank),
             ]);
         }
-        env.push(var("PET_NPROC_PER_NODE", nproc));
-        env.push(var("PET_NNODES", total.to_string()));
+        if let Some(nproc) = nproc {
+            env.push(var("PET_NPROC_PER_NODE", nproc));
+        }
+        match elastic {
+            Some(elastic) => env.extend(self.elastic_env(elastic, replicas)),
+            None => env.push(var("PET_NNODES", total.to_string())),
+        }
+        env
+    }
+
+    /// The Workers' bounds after training-operator's defaulting: each copies the other, and
+    /// both default to the Workers' `replicas`.
+    pub fn elastic_bounds(elastic: &ElasticPolicy, replicas: &[Replica]) -> (i32, i32) {
+        let workers = replicas
+            .iter()
+            .find(|r| r.type_ == "Worker")
+            .map_or(1, |r| i32::try_from(r.replicas).unwrap_or(i32::MAX));
+        match (elastic.min_replicas, elastic.max_replicas) {
+            (Some(min), Some(max)) => (min, max),
+            (Some(only), None) | (None, Some(only)) => (only, only),
+            (None, None) => (workers, workers),
+        }
+    }
+
+    /// torchrun's rendezvous environment, in training-operator's order.
+    fn elastic_env(&self, elastic: &ElasticPolicy, replicas: &[Replica]) -> Vec<EnvVar> {
+        let var = |name: &str, value: String| EnvVar {
+            name: name.to_string(),
+            value: Some(value),
+            value_from: None,
+        };
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        let host = elastic
+            .rdzv_host
+            .clone()
+            .unwrap_or_else(|| object_name(name, "worker", 0));
+        let port = elastic.rdzv_port.unwrap_or_else(|| {
+            replicas
+                .iter()
+                .find(|r| r.type_ == "Worker")
+                .map_or(Self::DEFAULT_PORT, |worker| {
+                    port(
+                        worker,
+                        Self::DEFAULT_CONTAINER,
+                        Self::PORT_NAME,
+                        Self::DEFAULT_PORT,
+                    )
+                })
+        });
+        let (min, max) = Self::elastic_bounds(elastic, replicas);
+        let mut env = vec![
+            var("PET_RDZV_ENDPOINT", format!("{host}:{port}")),
+            var(
+                "PET_RDZV_BACKEND",
+                elastic
+                    .rdzv_backend
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_RDZV_BACKEND.to_string()),
+            ),
+            var("PET_NNODES", format!("{min}:{max}")),
+        ];
+        if let Some(restarts) = elastic.max_restarts {
+            env.push(var("PET_MAX_RESTARTS", restarts.to_string()));
+        }
+        if let Some(nproc) = elastic.n_proc_per_node {
+            env.push(var("PET_NPROC_PER_NODE", nproc.to_string()));
+        }
+        if let Some(id) = &elastic.rdzv_id {
+            env.push(var("PET_RDZV_ID", id.clone()));
+        }
+        if let Some(conf) = elastic.rdzv_conf.as_ref().filter(|c| !c.is_empty()) {
+            let joined = conf
+                .iter()
+                .map(|c| format!("{}={}", c.key, c.value))
+                .collect::<Vec<_>>()
+                .join(",");
+            env.push(var("PET_RDZV_CONF", joined));
+        }
+        if elastic.standalone == Some(true) {
+            env.push(var("PET_STANDALONE", String::new()));
+        }
         env
     }
 }
@@ -136,11 +269,25 @@ impl Framework for PyTorchJob {
 
     fn validate_kind(&self, replicas: &[Replica]) -> Vec<String> {
         let mut errors = Vec::new();
-        if self.spec.elastic_policy.is_some() {
-            errors.push(
-                "spec.elasticPolicy is not supported by kfop yet: remove it to run with a fixed number of workers"
-                    .to_string(),
-            );
+        if let Some(elastic) = &self.spec.elastic_policy {
+            if !replicas.iter().any(|r| r.type_ == "Worker") {
+                errors.push(
+                    "spec.pytorchReplicaSpecs[Worker]: Required value: must be configured if elastic policy is used"
+                        .to_string(),
+                );
+            }
+            if elastic.n_proc_per_node.is_some() && self.spec.nproc_per_node.is_some() {
+                errors.push(
+                    "spec.elasticPolicy.nProcPerNode: Forbidden: must not be used with spec.nprocPerNode"
+                        .to_string(),
+                );
+            }
+            let (min, max) = Self::elastic_bounds(elastic, replicas);
+            if min > max {
+                errors.push(format!(
+                    "spec.elasticPolicy.minReplicas ({min}) must not exceed maxReplicas ({max})"
+                ));
+            }
         }
         if let Some(master) = replicas.iter().find(|r| r.type_ == "Master")
             && master.replicas != 1
@@ -204,6 +351,30 @@ impl Framework for PyTorchJob {
         }
     }
 
+    /// The HorizontalPodAutoscaler of an elastic job with metrics (training-operator's: named
+    /// after the job, scaling it through its `scale` subresource), owned by the job.
+    fn autoscaler(&self, replicas: &[Replica]) -> Option<serde_json::Value> {
+        let elastic = self.spec.elastic_policy.as_ref()?;
+        let metrics = elastic.metrics.as_ref()?;
+        let (min, max) = Self::elastic_bounds(elastic, replicas);
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        Some(serde_json::json!({
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {
+                "name": name,
+                "namespace": self.metadata.namespace,
+                "ownerReferences": super::template::owned_by(self),
+            },
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "name": name},
+                "minReplicas": min,
+                "maxReplicas": max,
+                "metrics": metrics,
+            },
+        }))
+    }
+
     /// training-operator names a PyTorchJob with a Master without its namespace, and says "is
     /// failed".
     fn status_message(&self, replicas: &[Replica], message: StatusMessage<'_>) -> String {
@@ -230,10 +401,14 @@ impl Framework for PyTorchJob {
             .iter()
             .find(|(t, _)| *t == "Master")
             .or_else(|| counts.iter().find(|(t, _)| *t == "Worker"));
+        // An elastic job without a Master succeeds with its first Worker (training-operator).
+        let elastic_workers =
+            self.spec.elastic_policy.is_some() && decider.is_some_and(|(t, _)| *t == "Worker");
         match decider {
             Some((_, c)) => Progress {
                 running: c.active > 0,
-                succeeded: c.replicas > 0 && c.succeeded >= c.replicas,
+                succeeded: c.replicas > 0
+                    && (c.succeeded >= c.replicas || (elastic_workers && c.succeeded > 0)),
             },
             None => Progress::default(),
         }
@@ -410,20 +585,152 @@ mod tests {
     }
 
     #[test]
-    fn elastic_policy_and_extra_masters_are_rejected() {
-        let elastic = job(json!({"elasticPolicy": {"maxReplicas": 3},
-            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
-        let errors = replicas(&elastic).expect_err("invalid");
-        assert!(
-            errors[0].contains("elasticPolicy is not supported"),
-            "{errors:?}"
+    fn elastic_policies_are_checked_as_training_operators_webhook_checks_them() {
+        let no_worker = job(json!({"elasticPolicy": {"maxReplicas": 3},
+            "pytorchReplicaSpecs": {"Master": replica_spec(1)}}));
+        let errors = replicas(&no_worker).expect_err("invalid");
+        assert_eq!(
+            errors,
+            [
+                "spec.pytorchReplicaSpecs[Worker]: Required value: must be configured if elastic policy is used"
+            ]
         );
+        let both_nprocs = job(
+            json!({"elasticPolicy": {"nProcPerNode": 2}, "nprocPerNode": "2",
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}),
+        );
+        let errors = replicas(&both_nprocs).expect_err("invalid");
+        assert_eq!(
+            errors,
+            ["spec.elasticPolicy.nProcPerNode: Forbidden: must not be used with spec.nprocPerNode"]
+        );
+        let inverted = job(
+            json!({"elasticPolicy": {"minReplicas": 4, "maxReplicas": 2},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}),
+        );
+        assert!(
+            replicas(&inverted).is_err(),
+            "upstream leaves it to the HPA to fail"
+        );
+        let with_master = job(json!({"elasticPolicy": {"maxReplicas": 3},
+            "pytorchReplicaSpecs": {"Master": replica_spec(1), "Worker": replica_spec(2)}}));
+        assert!(replicas(&with_master).is_ok(), "a Master is allowed");
         let masters = job(json!({"pytorchReplicaSpecs": {"Master": replica_spec(2)}}));
         let errors = replicas(&masters).expect_err("invalid");
         assert!(
             errors[0].contains("Master.replicas must be 1"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn elastic_env_matches_training_operators_table() {
+        // elastic_test.go TestElasticGenerate, "With ElasticPolicy" (its order is the code's).
+        let job = job(json!({
+            "elasticPolicy": {"minReplicas": 1, "maxReplicas": 3, "rdzvBackend": "c10d",
+                "rdzvPort": 1234, "rdzvHost": "localhost", "rdzvId": "rdzv-id",
+                "rdzvConf": [{"key": "rdzv-conf-name", "value": "rdzv-conf-value"},
+                             {"key": "rdzv-conf-name-1", "value": "rdzv-conf-value-1"}],
+                "maxRestarts": 3},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(1)}}));
+        let replicas = replicas(&job).expect("valid");
+        let env = pairs(&job.env(&replicas, &replicas[0], 0));
+        let expected = [
+            ("PYTHONUNBUFFERED", "1"),
+            ("PET_NPROC_PER_NODE", "auto"),
+            ("PET_RDZV_ENDPOINT", "localhost:1234"),
+            ("PET_RDZV_BACKEND", "c10d"),
+            ("PET_NNODES", "1:3"),
+            ("PET_MAX_RESTARTS", "3"),
+            ("PET_RDZV_ID", "rdzv-id"),
+            (
+                "PET_RDZV_CONF",
+                "rdzv-conf-name=rdzv-conf-value,rdzv-conf-name-1=rdzv-conf-value-1",
+            ),
+        ];
+        assert_eq!(env, expected.map(|(k, v)| (k.to_string(), v.to_string())),);
+    }
+
+    #[test]
+    fn elastic_defaults_follow_training_operator() {
+        // Its echo example: Worker replicas 2, min 1, max 2, no rendezvous settings; and
+        // pytorch_defaults_test.go TestSetElasticPolicy (min and max copy each other or the
+        // Workers' replicas).
+        let echo = job(json!({
+            "elasticPolicy": {"rdzvBackend": "c10d", "minReplicas": 1, "maxReplicas": 2, "maxRestarts": 100},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        let replicas_of = |job: &PyTorchJob| replicas(job).expect("valid");
+        let r = replicas_of(&echo);
+        let worker = pairs(&echo.env(&r, &r[0], 1));
+        assert_eq!(
+            worker,
+            [
+                ("PYTHONUNBUFFERED", "1"),
+                ("PET_NPROC_PER_NODE", "auto"),
+                ("PET_RDZV_ENDPOINT", "ddp-worker-0:23456"),
+                ("PET_RDZV_BACKEND", "c10d"),
+                ("PET_NNODES", "1:2"),
+                ("PET_MAX_RESTARTS", "100"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+            "no MASTER_*, WORLD_SIZE or RANK without a Master"
+        );
+        for (policy, bounds) in [
+            (json!({}), (3, 3)),
+            (json!({"maxReplicas": 5}), (5, 5)),
+            (json!({"minReplicas": 2}), (2, 2)),
+            (json!({"minReplicas": 1, "maxReplicas": 4}), (1, 4)),
+        ] {
+            let job = job(
+                json!({"elasticPolicy": policy, "pytorchReplicaSpecs": {"Worker": replica_spec(3)}}),
+            );
+            let r = replicas_of(&job);
+            let elastic = job.spec.elastic_policy.as_ref().expect("elastic");
+            assert_eq!(PyTorchJob::elastic_bounds(elastic, &r), bounds, "{policy}");
+        }
+        let deprecated = job(
+            json!({"elasticPolicy": {"nProcPerNode": 4, "standalone": true},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(1)}}),
+        );
+        let r = replicas_of(&deprecated);
+        let env = pairs(&deprecated.env(&r, &r[0], 0));
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PYTHONUNBUFFERED",
+                "PET_RDZV_ENDPOINT",
+                "PET_RDZV_BACKEND",
+                "PET_NNODES",
+                "PET_NPROC_PER_NODE",
+                "PET_STANDALONE"
+            ],
+            "the deprecated nProcPerNode replaces the spec's default"
+        );
+        assert_eq!(env[4].1, "4");
+    }
+
+    #[test]
+    fn an_elastic_job_with_metrics_gets_training_operators_autoscaler() {
+        let job = job(json!({
+            "elasticPolicy": {"minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        let r = replicas(&job).expect("valid");
+        let hpa = job.autoscaler(&r).expect("autoscaler");
+        assert_eq!(
+            hpa["spec"],
+            json!({"scaleTargetRef": {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "name": "ddp"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]})
+        );
+        assert_eq!(hpa["metadata"]["ownerReferences"][0]["uid"], "u1");
+        assert_eq!(hpa["metadata"]["ownerReferences"][0]["controller"], true);
+        let without_metrics = self::job(json!({"elasticPolicy": {"maxReplicas": 3},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        assert!(without_metrics.autoscaler(&r).is_none());
     }
 
     #[test]
@@ -450,5 +757,11 @@ mod tests {
             }
         );
         assert!(job.progress(&[("Worker", c(2, 0, 2))]).succeeded);
+        let elastic = self::job(json!({"elasticPolicy": {"maxReplicas": 4},
+            "pytorchReplicaSpecs": {"Worker": replica_spec(2)}}));
+        assert!(
+            elastic.progress(&[("Worker", c(2, 1, 1))]).succeeded,
+            "an elastic job succeeds with its first Worker"
+        );
     }
 }

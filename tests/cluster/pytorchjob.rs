@@ -5,6 +5,7 @@ use crate::job_support::{
     self, TIMEOUT, apply_crds, create, is, pod_names, pods_named, replica, start, status_when,
 };
 use crate::support::{self, eventually};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kfop::control_plane::kubelet::{self, Termination};
@@ -149,26 +150,119 @@ async fn pytorchjob_succeeds_with_its_master_after_a_worker_restart() {
 }
 
 #[tokio::test]
-async fn pytorchjob_elastic_policy_is_rejected_with_a_clear_message() {
+async fn an_elastic_pytorchjob_gets_its_autoscaler_and_follows_its_scale() {
     let Some(ns) = support::namespace("pt-elastic").await else {
         return;
     };
-    job_support::install_crds(&ns.client).await;
+    let _controller = start(&ns, &[Kind::PyTorchJob], job_support::options(&ns)).await;
     let jobs: Api<PyTorchJob> = Api::namespaced(ns.client.clone(), &ns.name);
-    let job: PyTorchJob = serde_json::from_value(pytorchjob(
-        "el",
-        json!({"Worker": replica(2, "pytorch", "OnFailure")}),
-        json!({"elasticPolicy": {"minReplicas": 1, "maxReplicas": 3}}),
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let no_workers: PyTorchJob = serde_json::from_value(pytorchjob(
+        "nw",
+        json!({"Master": replica(1, "pytorch", "OnFailure")}),
+        json!({"elasticPolicy": {"maxReplicas": 3}}),
     ))
     .expect("job");
     let error = jobs
-        .create(&PostParams::default(), &job)
+        .create(&PostParams::default(), &no_workers)
         .await
-        .expect_err("rejected");
+        .expect_err("refused at admission");
     assert!(
-        error.to_string().contains("elasticPolicy is not supported"),
+        error
+            .to_string()
+            .contains("must be configured if elastic policy is used"),
         "{error}"
     );
+    let metrics = json!([{"type": "Resource", "resource": {"name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+    create(
+        &jobs,
+        pytorchjob(
+            "el",
+            json!({"Worker": replica(2, "pytorch", "OnFailure")}),
+            json!({"elasticPolicy": {"minReplicas": 1, "maxReplicas": 4, "maxRestarts": 3,
+                "metrics": metrics}}),
+        ),
+    )
+    .await;
+    let created = pods_named(&pods, &["el-worker-0", "el-worker-1"]).await;
+    let env = env_of(&created[1], "pytorch");
+    assert!(
+        env.contains(&("PET_RDZV_ENDPOINT".into(), "el-worker-0:23456".into()))
+            && env.contains(&("PET_NNODES".into(), "1:4".into()))
+            && !env.iter().any(|(k, _)| k == "MASTER_ADDR"),
+        "{env:?}"
+    );
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(ns.client.clone(), &ns.name);
+    let hpa = eventually(TIMEOUT, "the autoscaler", || async {
+        autoscalers.get_opt("el").await.ok().flatten()
+    })
+    .await;
+    let spec = hpa.spec;
+    assert_eq!(
+        (
+            spec.scale_target_ref.kind.as_str(),
+            spec.min_replicas,
+            spec.max_replicas
+        ),
+        ("PyTorchJob", Some(1), 4)
+    );
+    // What the autoscaler does: write the Workers' replicas through the scale subresource.
+    let scale = |replicas: i32| {
+        let jobs = jobs.clone();
+        async move {
+            jobs.patch_scale(
+                "el",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+            .expect("scale")
+        }
+    };
+    scale(4).await;
+    pods_named(
+        &pods,
+        &["el-worker-0", "el-worker-1", "el-worker-2", "el-worker-3"],
+    )
+    .await;
+    scale(1).await;
+    eventually(TIMEOUT, "the scale-down to one worker", || async {
+        (pod_names(&pods).await == ["el-worker-0"]).then_some(())
+    })
+    .await;
+    let selector = jobs
+        .get_scale("el")
+        .await
+        .expect("scale")
+        .status
+        .and_then(|s| s.selector);
+    assert_eq!(
+        selector.as_deref(),
+        Some(
+            "training.kubeflow.org/job-name=el,training.kubeflow.org/operator-name=pytorchjob-controller,training.kubeflow.org/replica-type=worker"
+        ),
+        "the autoscaler finds the Workers with it"
+    );
+    jobs.patch(
+        "el",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"runPolicy": {"suspend": true}}})),
+    )
+    .await
+    .expect("suspend");
+    eventually(
+        TIMEOUT,
+        "the autoscaler to go with the suspension",
+        || async {
+            autoscalers
+                .get_opt("el")
+                .await
+                .ok()
+                .and_then(|found| found.is_none().then_some(()))
+        },
+    )
+    .await;
 }
 
 /// A stand-in PodGroup CRD (the schedulers are not installed): any spec and status.

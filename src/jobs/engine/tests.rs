@@ -43,6 +43,7 @@ struct Sim<F: Framework> {
     pods: Vec<Pod>,
     services: Vec<Service>,
     pod_group: Option<PodGroup>,
+    autoscaler: Option<Value>,
     config: Config,
     now: Timestamp,
     next_uid: u32,
@@ -59,6 +60,7 @@ impl<F: Framework> Sim<F> {
             pods: Vec::new(),
             services: Vec::new(),
             pod_group: None,
+            autoscaler: None,
             config: Config::default(),
             now: at(0),
             next_uid: 0,
@@ -143,6 +145,8 @@ impl<F: Framework> Sim<F> {
                 });
             }
             Action::DeletePodGroup => self.pod_group = None,
+            Action::ApplyAutoscaler(autoscaler) => self.autoscaler = Some(autoscaler.clone()),
+            Action::DeleteAutoscaler => self.autoscaler = None,
             Action::DeleteJob => self.job_deleted = true,
         }
     }
@@ -1307,4 +1311,54 @@ fn with_training_operators_semantics_a_succeeded_jobs_running_pods_count_as_succ
         (1, 0),
         "kfop counts what is true"
     );
+}
+
+#[test]
+fn an_elastic_job_scales_with_its_autoscaler_and_drops_it_when_it_stops() {
+    let job: PyTorchJob = serde_json::from_value(json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "metadata": {"name": "el", "namespace": "ml", "uid": "job-uid"},
+        "spec": {"elasticPolicy": {"minReplicas": 1, "maxReplicas": 8,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+                 "pytorchReplicaSpecs": {"Worker": replica(2, "pytorch")}},
+    }))
+    .expect("PyTorchJob");
+    let mut sim = Sim::new(job);
+    let plan = sim.step();
+    assert_eq!(creates(&plan), ["el-worker-0", "el-worker-1"]);
+    assert_eq!(
+        sim.autoscaler
+            .as_ref()
+            .map(|a| a["spec"]["maxReplicas"].clone()),
+        Some(json!(8))
+    );
+    sim.run_all();
+    sim.step();
+    // The autoscaler writes the Workers' replicas through the scale subresource: 2 -> 4 -> 1.
+    let scale = |sim: &mut Sim<PyTorchJob>, n: i32| {
+        if let Some(worker) = sim.job.spec.pytorch_replica_specs.get_mut("Worker") {
+            worker.replicas = Some(n);
+        }
+    };
+    scale(&mut sim, 4);
+    let plan = sim.step();
+    assert_eq!(creates(&plan), ["el-worker-2", "el-worker-3"]);
+    assert_eq!(
+        env(sim.pod("el-worker-3"), "pytorch", "PET_NNODES").as_deref(),
+        Some("1:8")
+    );
+    sim.run_all();
+    sim.step();
+    scale(&mut sim, 1);
+    let plan = sim.step();
+    let mut gone: Vec<String> = pod_deletes(&plan).into_iter().map(|(n, _)| n).collect();
+    gone.sort();
+    assert_eq!(gone, ["el-worker-1", "el-worker-2", "el-worker-3"]);
+    assert!(!sim.is(ConditionType::Failed), "scaling down is no failure");
+    sim.step();
+    sim.exit("el-worker-0", 0);
+    sim.step();
+    assert!(sim.is(ConditionType::Succeeded));
+    assert!(sim.autoscaler.is_none(), "a finished job scales nothing");
 }
