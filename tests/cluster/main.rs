@@ -23,4 +23,5 @@ mod pytorchjob;
 mod self_heal;
 mod support;
 mod tfjob;
+mod training_operator_examples;
 mod upgrade;
