@@ -1,10 +1,11 @@
 //! Benchmark: how fast `kfop job-controller` turns a 1000-worker TFJob into pods and services on a
 //! local control plane, against the API server's own ceiling and against training-operator's
 //! settings (one reconcile thread, serial creates, 20 QPS / 30 burst) measured in the same run; and
-//! how fast it turns a 1000-task Framework into pods, against the ceiling for the same pods.
+//! how fast it turns a 1000-task Framework into pods, against the ceiling for the same pods; and
+//! how fast an elastic PyTorchJob follows its scale subresource from 2 Workers to 64 and back.
 //!
 //! Run with `hack/bench-jobs.sh` (or `cargo bench --bench jobs -- [--workers N] [--peer-workers N]
-//! [--tasks N] [--rounds N]`).
+//! [--tasks N] [--rounds N] [--elastic-max N]`).
 //! Needs the control-plane binaries (`make control-plane`).
 
 use futures::{StreamExt, TryStreamExt};
@@ -15,6 +16,7 @@ use kfop::framework::api::Framework;
 use kfop::framework::engine as framework_engine;
 use kfop::jobs::api::JobStatus;
 use kfop::jobs::engine::{self, Action, Observed};
+use kfop::jobs::pytorch::PyTorchJob;
 use kfop::jobs::tensorflow::TFJob;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, conditions, wait::await_condition, watcher};
@@ -37,6 +39,7 @@ struct Args {
     peer_workers: u32,
     tasks: u32,
     rounds: u32,
+    elastic_max: u32,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +48,7 @@ fn parse_args() -> Args {
         peer_workers: 200,
         tasks: 1000,
         rounds: 3,
+        elastic_max: 64,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -54,6 +58,7 @@ fn parse_args() -> Args {
             "--peer-workers" => args.peer_workers = value().unwrap_or(args.peer_workers),
             "--tasks" => args.tasks = value().unwrap_or(args.tasks),
             "--rounds" => args.rounds = value().unwrap_or(args.rounds).max(1),
+            "--elastic-max" => args.elastic_max = value().unwrap_or(args.elastic_max).max(3),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -94,6 +99,13 @@ async fn main() -> Result<(), BoxError> {
         frameworks.push(framework_run(&client, &kubeconfig, round, args.tasks).await?);
     }
     let (framework_ceiling, framework) = (median(framework_ceilings), median(frameworks));
+    let (mut scale_ups, mut scale_downs) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let (up, down) = elastic_run(&client, &kubeconfig, round, args.elastic_max).await?;
+        scale_ups.push(up);
+        scale_downs.push(down);
+    }
+    let (scale_up, scale_down) = (median(scale_ups), median(scale_downs));
     let peer = controller_run(
         &client,
         &kubeconfig,
@@ -203,7 +215,119 @@ async fn main() -> Result<(), BoxError> {
         "Framework / API server ceiling:                    {:.0}%",
         100.0 * framework_ceiling / framework
     );
+
+    println!();
+    println!(
+        "Elastic PyTorchJob, Workers scaled through the scale subresource as an autoscaler does (median of {} rounds)",
+        args.rounds
+    );
+    println!("{:<66} {:>9} {:>10}", "", "seconds", "pods/s");
+    let moved = args.elastic_max - 2;
+    pods_line(
+        &format!(
+            "2 -> {} workers (every new pod and service exists)",
+            args.elastic_max
+        ),
+        moved,
+        scale_up,
+    );
+    pods_line(
+        &format!(
+            "{} -> 2 workers (every extra pod and service gone)",
+            args.elastic_max
+        ),
+        moved,
+        scale_down,
+    );
     Ok(())
+}
+
+/// The benchmark's elastic PyTorchJob: `workers` Workers, bounds 2..`max`, c10d rendezvous.
+fn elastic_job(max: u32) -> Result<PyTorchJob, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "elastic"},
+        "spec": {
+            "elasticPolicy": {"minReplicas": 2, "maxReplicas": max, "rdzvBackend": "c10d"},
+            "pytorchReplicaSpecs": {"Worker": {"replicas": 2, "template": {"spec": {
+                "containers": [{"name": "pytorch", "image": "registry.example/torch:2"}]}}}}},
+    }))
+}
+
+/// Runs `kfop job-controller` on an elastic PyTorchJob of 2 Workers, scales it to `max` and back
+/// to 2 through its scale subresource, and returns the seconds each way until the pods and
+/// services are all there, then all gone.
+async fn elastic_run(
+    client: &Client,
+    kubeconfig: &PathBuf,
+    round: u32,
+    max: u32,
+) -> Result<(f64, f64), BoxError> {
+    let ns = namespace(client, &format!("elastic-{round}")).await?;
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfop"))
+        .args([
+            "job-controller",
+            "--kinds",
+            "pytorchjob",
+            "--namespace",
+            &ns,
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // let it list and watch
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let jobs: Api<PyTorchJob> = Api::namespaced(client.clone(), &ns);
+    jobs.create(&PostParams::default(), &elastic_job(max)?)
+        .await?;
+    count_until(pods.clone(), 2).await?;
+    let scale = |replicas: u32| {
+        let jobs = jobs.clone();
+        async move {
+            jobs.patch_scale(
+                "elastic",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+        }
+    };
+    let expected = max as usize;
+    let up_pods = count_until(pods.clone(), expected);
+    let up_services = count_until(services.clone(), expected);
+    let started = Instant::now();
+    scale(max).await?;
+    let (pods_up, services_up) = tokio::join!(up_pods, up_services);
+    let up = pods_up?
+        .max(services_up?)
+        .duration_since(started)
+        .as_secs_f64();
+    let started = Instant::now();
+    scale(2).await?;
+    let deadline = started + Duration::from_secs(120);
+    let all = ListParams::default();
+    loop {
+        let (pod_list, service_list) =
+            tokio::try_join!(pods.list_metadata(&all), services.list_metadata(&all))?;
+        if pod_list.items.len() == 2 && service_list.items.len() == 2 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "elastic scale-down: {} pods and {} services left after 120 s",
+                pod_list.items.len(),
+                service_list.items.len()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let down = started.elapsed().as_secs_f64();
+    eprintln!("elastic-{round}: 2 -> {max} in {up:.2}s, {max} -> 2 in {down:.2}s");
+    controller.kill().await?;
+    delete_namespace(client, &ns).await;
+    Ok((up, down))
 }
 
 /// The benchmark's Framework: one role of `tasks` tasks, one container.
