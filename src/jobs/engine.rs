@@ -1059,3 +1059,5 @@ fn count_u32(n: usize) -> u32 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upstream_tests;

@@ -68,9 +68,16 @@ fn kinds_of(
         .collect()
 }
 
+/// Object requests in flight at once, across every KfDef. Each holds an HTTP/1.1 connection with
+/// its TLS and read buffers (about 200 connections, 8 MiB, at one per request), and the API
+/// server gains nothing from more: what it cannot serve at once, it queues.
+const REQUESTS_IN_FLIGHT: usize = 32;
+
 /// Discovery with a cache, and object operations by kind.
 pub struct Cluster {
     client: Client,
+    /// Bounds the object requests in flight (and so the connections kfop holds).
+    requests: tokio::sync::Semaphore,
     kinds: Mutex<HashMap<(String, String, String), Kind>>,
     /// The served API versions, until a CRD or APIService is applied.
     served: Mutex<Option<Arc<Served>>>,
@@ -81,6 +88,7 @@ impl Cluster {
     pub fn new(client: Client) -> Self {
         Self {
             client,
+            requests: tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT),
             kinds: Mutex::new(HashMap::new()),
             served: Mutex::new(None),
         }
@@ -192,6 +200,7 @@ impl Cluster {
                 .api_version(),
             })?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
+        let _permit = self.requests.acquire().await;
         let written = self
             .api(&kind, key.namespace.as_deref())
             .patch(&key.name, &params, &Patch::Apply(&desired.object))
@@ -215,6 +224,7 @@ impl Cluster {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
             return Ok(None);
         };
+        let _permit = self.requests.acquire().await;
         not_found_is_none(
             self.api(&kind, key.namespace.as_deref())
                 .get_metadata_opt(&key.name)
@@ -231,6 +241,7 @@ impl Cluster {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
             return Ok(None);
         };
+        let _permit = self.requests.acquire().await;
         not_found_is_none(
             self.api(&kind, key.namespace.as_deref())
                 .get_opt(&key.name)
@@ -247,6 +258,7 @@ impl Cluster {
             "labels": {KFDEF_UID_LABEL: null, APPLICATION_LABEL: null},
             "annotations": {KFDEF_ANNOTATION: null, HASH_ANNOTATION: null, ADOPTED_ANNOTATION: null},
         }});
+        let _permit = self.requests.acquire().await;
         match self
             .api(&kind, key.namespace.as_deref())
             .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -263,6 +275,7 @@ impl Cluster {
         let Some(kind) = self.kind(&key.group, version, &key.kind).await? else {
             return Ok(true);
         };
+        let _permit = self.requests.acquire().await;
         match self
             .api(&kind, key.namespace.as_deref())
             .delete(&key.name, &DeleteParams::background())

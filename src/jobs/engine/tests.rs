@@ -9,7 +9,7 @@ use serde_json::json;
 
 const T0: i64 = 1_700_000_000;
 
-fn at(seconds: i64) -> Timestamp {
+pub(super) fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(T0 + seconds).expect("timestamp")
 }
 
@@ -17,16 +17,16 @@ fn container(name: &str) -> Value {
     json!({"name": name, "image": "registry.example/train:1"})
 }
 
-fn replica(n: u32, container_name: &str) -> Value {
+pub(super) fn replica(n: u32, container_name: &str) -> Value {
     json!({"replicas": n, "template": {"spec": {"containers": [container(container_name)]}}})
 }
 
-fn with_policy(mut spec: Value, policy: &str) -> Value {
+pub(super) fn with_policy(mut spec: Value, policy: &str) -> Value {
     spec["restartPolicy"] = json!(policy);
     spec
 }
 
-fn tfjob(specs: Value, run_policy: Value) -> TFJob {
+pub(super) fn tfjob(specs: Value, run_policy: Value) -> TFJob {
     serde_json::from_value(json!({
         "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
         "metadata": {"name": "dist", "namespace": "ml", "uid": "job-uid"},
@@ -37,15 +37,15 @@ fn tfjob(specs: Value, run_policy: Value) -> TFJob {
 
 /// A simulated cluster: applies actions like the API server (unscheduled pods vanish on delete,
 /// pods bound to a node wait for their grace period), and remembers every pod UID per name.
-struct Sim<F: Framework> {
-    job: F,
-    status: JobStatus,
-    pods: Vec<Pod>,
-    services: Vec<Service>,
+pub(super) struct Sim<F: Framework> {
+    pub(super) job: F,
+    pub(super) status: JobStatus,
+    pub(super) pods: Vec<Pod>,
+    pub(super) services: Vec<Service>,
     pod_group: Option<PodGroup>,
     autoscaler: Option<Value>,
-    config: Config,
-    now: Timestamp,
+    pub(super) config: Config,
+    pub(super) now: Timestamp,
     next_uid: u32,
     job_deleted: bool,
     created: Vec<String>,
@@ -53,7 +53,7 @@ struct Sim<F: Framework> {
 }
 
 impl<F: Framework> Sim<F> {
-    fn new(job: F) -> Self {
+    pub(super) fn new(job: F) -> Self {
         Self {
             job,
             status: JobStatus::default(),
@@ -70,7 +70,7 @@ impl<F: Framework> Sim<F> {
         }
     }
 
-    fn step(&mut self) -> Plan {
+    pub(super) fn step(&mut self) -> Plan {
         let pods: Vec<&Pod> = self.pods.iter().collect();
         let services: Vec<&Service> = self.services.iter().collect();
         let observed = Observed {
@@ -151,37 +151,37 @@ impl<F: Framework> Sim<F> {
         }
     }
 
-    fn pod(&self, name: &str) -> &Pod {
+    pub(super) fn pod(&self, name: &str) -> &Pod {
         self.pods
             .iter()
             .find(|p| p.name_any() == name)
             .unwrap_or_else(|| panic!("pod {name}"))
     }
 
-    fn pod_mut(&mut self, name: &str) -> &mut Pod {
+    pub(super) fn pod_mut(&mut self, name: &str) -> &mut Pod {
         self.pods
             .iter_mut()
             .find(|p| p.name_any() == name)
             .unwrap_or_else(|| panic!("pod {name}"))
     }
 
-    fn pod_names(&self) -> Vec<String> {
+    pub(super) fn pod_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.pods.iter().map(|p| p.name_any()).collect();
         names.sort();
         names
     }
 
-    fn service_names(&self) -> Vec<String> {
+    pub(super) fn service_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.services.iter().map(|s| s.name_any()).collect();
         names.sort();
         names
     }
 
-    fn set_status(&mut self, name: &str, status: Value) {
+    pub(super) fn set_status(&mut self, name: &str, status: Value) {
         self.pod_mut(name).status = Some(serde_json::from_value(status).expect("pod status"));
     }
 
-    fn run(&mut self, name: &str) {
+    pub(super) fn run(&mut self, name: &str) {
         self.set_status(
             name,
             json!({"phase": "Running", "containerStatuses": [
@@ -196,7 +196,7 @@ impl<F: Framework> Sim<F> {
         }
     }
 
-    fn exit(&mut self, name: &str, code: i32) {
+    pub(super) fn exit(&mut self, name: &str, code: i32) {
         let container = self.pod(name).spec.as_ref().expect("spec").containers[0]
             .name
             .clone();
@@ -227,7 +227,7 @@ impl<F: Framework> Sim<F> {
         })
     }
 
-    fn is(&self, type_: ConditionType) -> bool {
+    pub(super) fn is(&self, type_: ConditionType) -> bool {
         conditions::is_true(&self.status, type_)
     }
 
@@ -236,7 +236,7 @@ impl<F: Framework> Sim<F> {
     }
 }
 
-fn creates(plan: &Plan) -> Vec<String> {
+pub(super) fn creates(plan: &Plan) -> Vec<String> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
@@ -246,7 +246,7 @@ fn creates(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn pod_deletes(plan: &Plan) -> Vec<(String, bool)> {
+pub(super) fn pod_deletes(plan: &Plan) -> Vec<(String, bool)> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
@@ -256,7 +256,7 @@ fn pod_deletes(plan: &Plan) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn env(pod: &Pod, container: &str, name: &str) -> Option<String> {
+pub(super) fn env(pod: &Pod, container: &str, name: &str) -> Option<String> {
     pod.spec
         .as_ref()?
         .containers
