@@ -66,7 +66,8 @@ pub enum Semantics {
     Kfop,
     /// training-operator v1's (release-1.9): an evicted `Never`/`ExitCode` replica fails,
     /// `backoffLimit` counts container restarts of running pods only, a job stopped by a limit
-    /// deletes every pod, a succeeded job's active pods count as succeeded.
+    /// deletes every pod, a succeeded job's active pods count as succeeded, a failure is a Normal
+    /// event.
     TrainingOperator,
 }
 
@@ -915,7 +916,9 @@ impl<'a, F: Framework> Pass<'a, F> {
             .status
             .completion_time
             .get_or_insert(Time(self.now));
-        self.condition(ConditionType::Failed, TRUE, reason, message, true);
+        // training-operator records a job's failure as a Normal event.
+        let warning = self.config.semantics == Semantics::Kfop;
+        self.condition(ConditionType::Failed, TRUE, reason, message, warning);
     }
 
     /// Sets a condition (reason prefixed with the kind) and records an event when it changed.

@@ -42,7 +42,11 @@ pub fn classify(pod: &Pod, container: &str, policy: RestartPolicy) -> Verdict {
     if let Some(reason) = disruption(pod) {
         return Verdict::Disruption { reason };
     }
-    let exit_code = exit_code(pod, container);
+    by_policy(policy, exit_code(pod, container))
+}
+
+/// What the restart policy says of a failure with this exit code.
+fn by_policy(policy: RestartPolicy, exit_code: Option<i32>) -> Verdict {
     let retry = match policy {
         RestartPolicy::Always | RestartPolicy::OnFailure => true,
         RestartPolicy::Never => false,
@@ -71,16 +75,7 @@ pub fn classify_as_training_operator(pod: &Pod, container: &str, policy: Restart
                 .find_map(|s| s.state.as_ref()?.terminated.as_ref())
         })
         .map(|t| t.exit_code);
-    let retry = match policy {
-        RestartPolicy::Always | RestartPolicy::OnFailure => true,
-        RestartPolicy::Never => false,
-        RestartPolicy::ExitCode => exit_code.is_none_or(|code| code >= 128),
-    };
-    if retry {
-        Verdict::Retry { exit_code }
-    } else {
-        Verdict::Permanent { exit_code }
-    }
+    by_policy(policy, exit_code)
 }
 
 /// The infrastructure reason a pod was stopped, if it was: a disruption pod-level reason (or any

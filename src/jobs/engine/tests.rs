@@ -1232,6 +1232,12 @@ fn with_training_operators_semantics_an_evicted_never_replica_fails_the_job() {
     sim.step();
     assert!(sim.is(ConditionType::Failed));
     assert_eq!(sim.status.disruptions, 0);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| e.reason == "TFJobFailed" && !e.warning),
+        "a Normal event, as training-operator records it"
+    );
     // kfop's own semantics recreate it (an_evicted_pod_is_recreated_without_counting_a_restart).
 }
 
