@@ -46,12 +46,7 @@ const RECHECK: Duration = Duration::from_secs(3);
 /// Writes (and lookups) in flight at once for one KfDef.
 const IN_FLIGHT: usize = 32;
 /// At most this many plan-and-write passes in one reconcile.
-const MAX_PASSES: usize = 64;
-/// The wave whose writes run while the reconcile plans again (everything but Namespaces, CRDs
-/// and webhooks, which go wave by wave).
-const PIPELINED_WAVE: u8 = 2;
-/// How long a pass started by a deletion event waits for the rest of its burst.
-const DELETION_BURST: Duration = Duration::from_millis(3);
+const MAX_PASSES: usize = 32;
 /// How long one reconcile waits for deletions in progress (of its objects, or of the CRDs and
 /// Namespaces they need) to finish, so that it puts them back the moment they are gone.
 const DELETION_WAIT: Duration = Duration::from_secs(5);
@@ -179,6 +174,7 @@ async fn observe(
 struct Written {
     id: ObjectId,
     app: usize,
+    hash: String,
     heal: Option<Heal>,
     result: Result<(), ApplyError>,
 }
@@ -193,6 +189,7 @@ impl Written {
         Self {
             id: write.object.id,
             app: write.app,
+            hash: write.object.hash,
             heal: write.heal,
             result,
         }
@@ -262,14 +259,11 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     // not one reconcile per wave of events).
     let mut written_live = LiveView::new();
     let mut written: Vec<Written> = Vec::new();
-    // Writes of wave 2 ("everything else") run here while the reconcile plans again: an object
-    // deleted meanwhile is written at once, not when the writes before it are done.
-    let mut running = futures::stream::FuturesUnordered::new();
     let mut plan;
     let mut pass = 0;
     let mut deletions = ctx.watches.deletions(&owner.uid);
     let waits_until = tokio::time::Instant::now() + DELETION_WAIT;
-    'passes: loop {
+    loop {
         let kinds = kinds(&ctx, &apps).await;
         let identified = plan::identify(&owner, &apps, &kinds);
         let wanted = identified
@@ -288,92 +282,56 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                     .map(|e| (e.id.clone(), e.version.clone(), Some(e))),
             )
             .collect();
-        // What kfop wrote (or is writing) in this reconcile is what the next pass sees (its
-        // watch event may still be on its way): nothing is written twice.
+        // What kfop wrote in this reconcile is what the next pass sees (its watch event may
+        // still be on its way): nothing is written twice.
         let mut live = written_live.clone();
         let missing_before: HashSet<ObjectId> =
             ctx.watches.missing(&owner.uid).into_iter().collect();
         observe(&ctx, &mut live, wanted).await;
         plan = plan::plan(&owner, identified, &previous, &live);
-        for write in plan.all_writes() {
-            written_live.insert(
-                write.object.id.clone(),
-                Observed::Present(Live {
-                    kfdef_uid: Some(owner.uid.clone()),
-                    hash: Some(write.object.hash.clone()),
-                    adopted: plan
-                        .inventory
-                        .iter()
-                        .any(|e| e.id == write.object.id && e.adopted == Some(true)),
-                    ..Default::default()
-                }),
-            );
-        }
-        let mut wrote_crds = false;
-        let prerequisites = plan
-            .writes
-            .iter()
-            .enumerate()
-            .any(|(wave, writes)| wave != usize::from(PIPELINED_WAVE) && !writes.is_empty());
-        if prerequisites {
-            // Namespaces, CRDs and webhooks go wave by wave, after what is in flight.
-            while let Some(done) = running.next().await {
-                written.push(done);
-            }
-            let results = execute_writes(&ctx, &mut plan).await;
-            wrote_crds = results.iter().any(|w| w.result.is_ok() && w.id.is_crd());
-            written.extend(results);
-        } else {
-            for write in std::mem::take(&mut plan.writes).into_iter().flatten() {
-                let ctx = &ctx;
-                running.push(async move {
-                    let result = ctx.cluster.apply(&write.object).await;
-                    Written::new(ctx, write, result)
-                });
+        let results = execute_writes(&ctx, &mut plan).await;
+        let wrote_crds = results.iter().any(|w| w.result.is_ok() && w.id.is_crd());
+        for done in &results {
+            if done.result.is_ok() {
+                written_live.insert(
+                    done.id.clone(),
+                    Observed::Present(Live {
+                        kfdef_uid: Some(owner.uid.clone()),
+                        hash: Some(done.hash.clone()),
+                        adopted: plan
+                            .inventory
+                            .iter()
+                            .any(|e| e.id == done.id && e.adopted == Some(true)),
+                        ..Default::default()
+                    }),
+                );
             }
         }
+        written.extend(results);
         pass += 1;
-        if pass >= MAX_PASSES {
-            break;
-        }
         let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
         let missing_meanwhile = ctx
             .watches
             .missing(&owner.uid)
             .iter()
             .any(|id| !missing_before.contains(id) && !written_live.contains_key(id));
+        if pass >= MAX_PASSES {
+            break;
+        }
         if kinds_to_resolve || missing_meanwhile {
             continue;
         }
-        // Wait for the writes in flight; a deletion event of this KfDef's objects meanwhile (or,
-        // while deletions are in progress, before the deadline) starts the next pass, which puts
-        // back what is gone by then.
-        let awaiting = plan.awaiting_deletions > 0;
-        loop {
-            let deleted = async {
-                match deletions.as_mut() {
-                    Some(deleted) => deleted.changed().await.is_ok(),
-                    None => std::future::pending().await,
+        // Deletions in progress: the next deletion event of this KfDef's objects (or the
+        // deadline) starts the next pass, which puts back what is gone by then.
+        match deletions.as_mut() {
+            Some(deleted) if plan.awaiting_deletions > 0 => {
+                match tokio::time::timeout_at(waits_until, deleted.changed()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(_)) | Err(_) => break,
                 }
-            };
-            tokio::select! {
-                biased;
-                Some(done) = running.next(), if !running.is_empty() => written.push(done),
-                true = deleted, if !running.is_empty() || awaiting => {
-                    // Let the rest of a burst of deletions arrive: one pass for them all.
-                    tokio::time::sleep(DELETION_BURST).await;
-                    if let Some(deleted) = deletions.as_mut() {
-                        deleted.borrow_and_update();
-                    }
-                    continue 'passes;
-                }
-                () = tokio::time::sleep_until(waits_until), if running.is_empty() && awaiting => break 'passes,
-                else => break 'passes,
             }
+            _ => break,
         }
-    }
-    while let Some(done) = running.next().await {
-        written.push(done);
     }
     let mut outcomes = plan.outcomes.clone();
     let mut inventory = plan.inventory.clone();
