@@ -174,7 +174,8 @@ pub struct JobStatus {
     /// When the job finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
-    /// When the job was last reconciled (kept for compatibility; kfop does not update it).
+    /// When the job was last reconciled: written only with training-operator semantics, while
+    /// gang scheduling holds the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile_time: Option<Time>,
     /// kfop: restarts counted against `runPolicy.backoffLimit` (recreated pods and container restarts).

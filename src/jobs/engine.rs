@@ -67,7 +67,7 @@ pub enum Semantics {
     /// training-operator v1's (release-1.9): an evicted `Never`/`ExitCode` replica fails,
     /// `backoffLimit` counts container restarts of running pods only, a job stopped by a limit
     /// deletes every pod, a succeeded job's active pods count as succeeded, a failure is a Normal
-    /// event.
+    /// event, `lastReconcileTime` is written while gang scheduling holds the pods.
     TrainingOperator,
 }
 
@@ -482,6 +482,10 @@ impl<'a, F: Framework> Pass<'a, F> {
             creates.clear(); // the whole job starts together, once the old attempt is gone
         }
         let hold = self.sync_pod_group(replicas);
+        if hold && self.config.semantics == Semantics::TrainingOperator {
+            // training-operator stamps the status while the PodGroup holds the pods.
+            self.plan.status.last_reconcile_time = Some(Time(self.now));
+        }
         if !hold && !creates.is_empty() {
             let cluster = self.job.cluster(replicas, self.config);
             for (position, index, recorded) in creates {

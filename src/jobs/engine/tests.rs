@@ -974,6 +974,28 @@ fn volcano_holds_pods_until_the_pod_group_is_admitted() {
     sim.exit("dist-chief-0", 0);
     sim.step();
     assert!(sim.pod_group.is_none(), "deleted when the job finishes");
+    assert!(
+        sim.status.last_reconcile_time.is_none(),
+        "kfop does not stamp it"
+    );
+}
+
+#[test]
+fn with_training_operators_semantics_a_held_job_stamps_its_last_reconcile_time() {
+    let mut sim = as_training_operator(distributed(json!({})));
+    sim.config.gang = Some(GangScheduler::Volcano);
+    sim.step();
+    assert_eq!(
+        sim.status.last_reconcile_time.as_ref().map(|t| t.0),
+        Some(at(0))
+    );
+    sim.now = at(5);
+    sim.step();
+    assert_eq!(
+        sim.status.last_reconcile_time.as_ref().map(|t| t.0),
+        Some(at(5)),
+        "at every pass while the PodGroup holds the pods"
+    );
 }
 
 #[test]
