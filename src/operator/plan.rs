@@ -210,9 +210,6 @@ pub struct Plan {
     pub inventory: Vec<InventoryEntry>,
     /// Workloads and CRDs whose readiness the status reports: (application, object, version).
     pub readiness: Vec<(usize, ObjectId, String)>,
-    /// Objects that wait for a deletion to finish (their own, or their CRD's or Namespace's):
-    /// each is written once that object is gone.
-    pub awaiting_deletions: usize,
 }
 
 impl Plan {
@@ -350,7 +347,6 @@ pub fn plan(
                 outcome.pending.push(format!(
                     "{id} is being deleted; it is re-created once it is gone"
                 ));
-                plan.awaiting_deletions += 1;
                 continue;
             }
             Observed::Present(l)
@@ -370,7 +366,6 @@ pub fn plan(
         };
         if let Some(why) = deleting.blocks(&id) {
             outcome.pending.push(format!("{id} waits: {why}"));
-            plan.awaiting_deletions += 1;
             continue;
         }
         if has_readiness(&id) {

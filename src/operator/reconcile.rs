@@ -46,10 +46,7 @@ const RECHECK: Duration = Duration::from_secs(3);
 /// Writes (and lookups) in flight at once for one KfDef.
 const IN_FLIGHT: usize = 32;
 /// At most this many plan-and-write passes in one reconcile.
-const MAX_PASSES: usize = 32;
-/// How long one reconcile waits for deletions in progress (of its objects, or of the CRDs and
-/// Namespaces they need) to finish, so that it puts them back the moment they are gone.
-const DELETION_WAIT: Duration = Duration::from_secs(5);
+const MAX_PASSES: usize = 8;
 /// How long a reconcile waits for the CRDs it wrote to be established.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often it looks (custom objects of a re-created CRD wait on it).
@@ -261,8 +258,6 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let mut written: Vec<Written> = Vec::new();
     let mut plan;
     let mut pass = 0;
-    let mut deletions = ctx.watches.deletions(&owner.uid);
-    let waits_until = tokio::time::Instant::now() + DELETION_WAIT;
     loop {
         let kinds = kinds(&ctx, &apps).await;
         let identified = plan::identify(&owner, &apps, &kinds);
@@ -315,22 +310,8 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             .missing(&owner.uid)
             .iter()
             .any(|id| !missing_before.contains(id) && !written_live.contains_key(id));
-        if pass >= MAX_PASSES {
+        if pass >= MAX_PASSES || !(kinds_to_resolve || missing_meanwhile) {
             break;
-        }
-        if kinds_to_resolve || missing_meanwhile {
-            continue;
-        }
-        // Deletions in progress: the next deletion event of this KfDef's objects (or the
-        // deadline) starts the next pass, which puts back what is gone by then.
-        match deletions.as_mut() {
-            Some(deleted) if plan.awaiting_deletions > 0 => {
-                match tokio::time::timeout_at(waits_until, deleted.changed()).await {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(_)) | Err(_) => break,
-                }
-            }
-            _ => break,
         }
     }
     let mut outcomes = plan.outcomes.clone();

@@ -74,9 +74,6 @@ struct Shared {
     missing_since: Mutex<HashMap<ObjectId, (String, Instant)>>,
     /// The resource version of kfop's last write of each object, until its event arrives.
     own_writes: Mutex<HashMap<ObjectId, String>>,
-    /// Per KfDef UID, a count of its objects seen deleted: a reconcile waiting for a deletion
-    /// to finish wakes on it.
-    deletions: Mutex<HashMap<String, watch::Sender<u64>>>,
 }
 
 impl Shared {
@@ -105,11 +102,6 @@ impl Shared {
                 .entry(id)
                 .or_insert_with(|| (uid.to_string(), Instant::now()));
         }
-        if let Ok(deletions) = self.deletions.lock()
-            && let Some(count) = deletions.get(uid)
-        {
-            count.send_modify(|n| *n += 1);
-        }
         self.fire(uid);
     }
 }
@@ -132,7 +124,6 @@ impl Watches {
                 owners: RwLock::new(HashMap::new()),
                 missing_since: Mutex::new(HashMap::new()),
                 own_writes: Mutex::new(HashMap::new()),
-                deletions: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -146,20 +137,8 @@ impl Watches {
         }
     }
 
-    /// Wakes when an object of KfDef `uid` is seen deleted (from now on: it starts marked seen).
-    pub fn deletions(&self, uid: &str) -> Option<watch::Receiver<u64>> {
-        let mut deletions = self.shared.deletions.lock().ok()?;
-        let count = deletions
-            .entry(uid.to_string())
-            .or_insert_with(|| watch::channel(0).0);
-        Some(count.subscribe())
-    }
-
     /// Forgets a KfDef (it is gone).
     pub fn unregister(&self, uid: &str) {
-        if let Ok(mut deletions) = self.shared.deletions.lock() {
-            deletions.remove(uid);
-        }
         for (id, _, _) in self.objects_of(uid) {
             if let Ok(mut own) = self.shared.own_writes.lock() {
                 own.remove(&id);
