@@ -26,7 +26,7 @@ pub fn strategic_merge(target: &Value, patch: &Value) -> Result<Option<Value>, P
 }
 
 /// [`strategic_merge`], where `written_empty` lists the paths of the target's fields that were
-/// written as nothing (`key:`, see [`crate::render::yaml::empty_values`]): the merge drops them,
+/// written as nothing (`key:`, see [`crate::render::yaml::parse_manifest`]): the merge drops them,
 /// as kyaml drops a null it read from empty text, and keeps the target's other nulls.
 fn merge_marked(
     target: &Value,

@@ -462,18 +462,13 @@ impl Renderer {
     /// The objects in a manifest file (`List` objects are unpacked).
     fn read_resources(&self, path: &Path) -> Result<Vec<Resource>, RenderError> {
         let text = self.loader.read_text(path)?;
-        let documents = yaml::parse_documents(&text).map_err(|source| RenderError::Yaml {
+        let documents = yaml::parse_manifest(&text).map_err(|source| RenderError::Yaml {
             path: path.to_path_buf(),
             source,
         })?;
         let origin = path.display().to_string();
-        let mut written_empty = yaml::empty_values(&text)
-            .filter(|per_document| per_document.len() == documents.len())
-            .unwrap_or_default()
-            .into_iter();
         let mut resources = Vec::new();
-        for document in documents {
-            let empty = written_empty.next().unwrap_or_default();
+        for (document, empty) in documents {
             let Value::Object(map) = document else {
                 return Err(RenderError::Invalid {
                     file: path.to_path_buf(),

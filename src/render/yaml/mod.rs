@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+mod fast_path;
+
 /// A YAML syntax error, with the line and column the parser reports.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -22,6 +24,35 @@ fn options() -> serde_saphyr::Options {
 /// Parses every non-empty document of a YAML stream.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
     let text = &fold_like_go_yaml(text);
+    if let Some(documents) = fast_path::parse_stream(text) {
+        return Ok(documents.into_iter().map(|d| d.value).collect());
+    }
+    parse_documents_fully(text)
+}
+
+/// Parses every non-empty document of a manifest, each with the paths of its fields written as
+/// nothing (see [`empty_values`]).
+pub fn parse_manifest(text: &str) -> Result<Vec<(Value, Vec<FieldPath>)>, YamlError> {
+    let folded = &fold_like_go_yaml(text);
+    if let Some(documents) = fast_path::parse_stream(folded) {
+        return Ok(documents
+            .into_iter()
+            .map(|d| (d.value, d.written_empty))
+            .collect());
+    }
+    let documents = parse_documents_fully(folded)?;
+    let mut written_empty = empty_values(text)
+        .filter(|per_document| per_document.len() == documents.len())
+        .unwrap_or_default()
+        .into_iter();
+    Ok(documents
+        .into_iter()
+        .map(|document| (document, written_empty.next().unwrap_or_default()))
+        .collect())
+}
+
+/// [`parse_documents`] by the full YAML parser, on text already folded like go-yaml.
+fn parse_documents_fully(text: &str) -> Result<Vec<Value>, YamlError> {
     let documents = serde_saphyr::from_multiple_with_options::<TrackedDocument>(text, options())
         .map_err(|e| YamlError {
             message: first_line(&e.to_string()),
@@ -191,7 +222,7 @@ pub type FieldPath = Vec<String>;
 /// explicit nulls; a `serde_json::Value` holds both as `null`, so the renderer keeps this list
 /// beside each object. Returns `None` when the stream has no such value (checked cheaply on the
 /// text first; the exact answer comes from the YAML events).
-pub fn empty_values(text: &str) -> Option<Vec<Vec<FieldPath>>> {
+fn empty_values(text: &str) -> Option<Vec<Vec<FieldPath>>> {
     if !may_have_empty_values(text) {
         return None;
     }
