@@ -310,9 +310,9 @@ impl Renderer {
         }
         for entry in &k.labels {
             let mut specs = if entry.include_selectors {
-                config.common_labels.clone()
+                config.common_labels.to_vec()
             } else if entry.include_templates {
-                config.template_labels.clone()
+                config.template_labels.to_vec()
             } else {
                 vec![super::fieldspec::FieldSpec::new(
                     "",

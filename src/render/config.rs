@@ -6,6 +6,7 @@ use super::kustomization::{FieldSpecArgs, normalize_keys};
 use super::resource::Gvk;
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// "Objects of kind `target` are referred to by name from these fields."
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,19 +15,24 @@ pub struct NameBackReference {
     pub referrers: Vec<FieldSpec>,
 }
 
-/// Field specs for every transformer that uses them.
+/// A list of field specs, shared until one configuration changes it.
+pub type SharedSpecs = Arc<Vec<FieldSpec>>;
+
+/// Field specs for every transformer that uses them. The lists are shared between the
+/// configurations of a build (every directory starts from the built-in one) and copied when one
+/// of them changes.
 #[derive(Debug, Clone, Default)]
 pub struct TransformerConfig {
-    pub name_prefix: Vec<FieldSpec>,
-    pub name_suffix: Vec<FieldSpec>,
-    pub namespace: Vec<FieldSpec>,
-    pub common_labels: Vec<FieldSpec>,
-    pub template_labels: Vec<FieldSpec>,
-    pub common_annotations: Vec<FieldSpec>,
-    pub name_reference: Vec<NameBackReference>,
-    pub var_reference: Vec<FieldSpec>,
-    pub images: Vec<FieldSpec>,
-    pub replicas: Vec<FieldSpec>,
+    pub name_prefix: SharedSpecs,
+    pub name_suffix: SharedSpecs,
+    pub namespace: SharedSpecs,
+    pub common_labels: SharedSpecs,
+    pub template_labels: SharedSpecs,
+    pub common_annotations: SharedSpecs,
+    pub name_reference: Arc<Vec<NameBackReference>>,
+    pub var_reference: SharedSpecs,
+    pub images: SharedSpecs,
+    pub replicas: SharedSpecs,
 }
 
 /// A `configurations` file.
@@ -116,12 +122,42 @@ impl From<&FieldSpecArgs> for FieldSpec {
     }
 }
 
-fn merge_specs(into: &mut Vec<FieldSpec>, from: &[FieldSpecArgs]) {
-    for spec in from.iter().map(FieldSpec::from) {
-        if !into.contains(&spec) {
-            into.push(spec);
+fn merge_specs(into: &mut SharedSpecs, from: &[FieldSpecArgs]) {
+    let specs: Vec<FieldSpec> = from.iter().map(FieldSpec::from).collect();
+    append_missing(into, &specs);
+}
+
+/// Appends the specs of `from` that `into` does not hold yet, in order; a list shared with
+/// `from` is left as it is.
+fn append_missing(into: &mut SharedSpecs, from: &[FieldSpec]) {
+    if std::ptr::eq(into.as_slice(), from) {
+        return;
+    }
+    let missing = missing_specs(into, from);
+    if !missing.is_empty() {
+        Arc::make_mut(into).extend(missing);
+    }
+}
+
+/// The specs of `from` that `held` does not hold, in order, each once (one pass over each:
+/// configurations are merged once per directory of a build).
+fn missing_specs(held: &[FieldSpec], from: &[FieldSpec]) -> Vec<FieldSpec> {
+    use std::hash::{BuildHasher, RandomState};
+    let hasher = RandomState::new();
+    let mut seen: std::collections::HashMap<u64, Vec<&FieldSpec>> =
+        std::collections::HashMap::new();
+    for spec in held {
+        seen.entry(hasher.hash_one(spec)).or_default().push(spec);
+    }
+    let mut missing = Vec::new();
+    for spec in from {
+        let same = seen.entry(hasher.hash_one(spec)).or_default();
+        if !same.contains(&spec) {
+            same.push(spec);
+            missing.push(spec.clone());
         }
     }
+    missing
 }
 
 impl TransformerConfig {
@@ -152,27 +188,23 @@ impl TransformerConfig {
         target: Gvk,
         referrers: impl IntoIterator<Item = FieldSpec>,
     ) {
-        let index = match self.name_reference.iter().position(|r| r.target == target) {
-            Some(index) => index,
-            None => {
-                self.name_reference.push(NameBackReference {
-                    target,
-                    referrers: Vec::new(),
-                });
-                self.name_reference.len() - 1
+        let referrers: Vec<FieldSpec> = referrers.into_iter().collect();
+        let references = Arc::make_mut(&mut self.name_reference);
+        match references.iter_mut().find(|r| r.target == target) {
+            Some(entry) => {
+                let missing = missing_specs(&entry.referrers, &referrers);
+                entry.referrers.extend(missing);
             }
-        };
-        let entry = &mut self.name_reference[index];
-        for spec in referrers {
-            if !entry.referrers.contains(&spec) {
-                entry.referrers.push(spec);
-            }
+            None => references.push(NameBackReference {
+                target,
+                referrers: missing_specs(&[], &referrers),
+            }),
         }
     }
 
     /// Merges another configuration into this one.
     pub fn merge(&mut self, other: &TransformerConfig) {
-        let lists: [(&mut Vec<FieldSpec>, &Vec<FieldSpec>); 9] = [
+        let lists: [(&mut SharedSpecs, &SharedSpecs); 9] = [
             (&mut self.name_prefix, &other.name_prefix),
             (&mut self.name_suffix, &other.name_suffix),
             (&mut self.namespace, &other.namespace),
@@ -184,28 +216,44 @@ impl TransformerConfig {
             (&mut self.replicas, &other.replicas),
         ];
         for (into, from) in lists {
-            for spec in from {
-                if !into.contains(spec) {
-                    into.push(spec.clone());
-                }
-            }
+            append_missing(into, from);
         }
-        for reference in &other.name_reference {
-            self.add_name_references(
-                reference.target.clone(),
-                reference.referrers.iter().cloned(),
-            );
+        if Arc::ptr_eq(&self.name_reference, &other.name_reference) {
+            return;
+        }
+        for reference in other.name_reference.iter() {
+            match self
+                .name_reference
+                .iter()
+                .position(|r| r.target == reference.target)
+            {
+                Some(index) => {
+                    let missing =
+                        missing_specs(&self.name_reference[index].referrers, &reference.referrers);
+                    if !missing.is_empty() {
+                        Arc::make_mut(&mut self.name_reference)[index]
+                            .referrers
+                            .extend(missing);
+                    }
+                }
+                None => Arc::make_mut(&mut self.name_reference).push(reference.clone()),
+            }
         }
     }
 
     /// kustomize's built-in configuration.
     pub fn builtin() -> Self {
+        static BUILTIN: std::sync::OnceLock<TransformerConfig> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(Self::make_builtin).clone()
+    }
+
+    fn make_builtin() -> Self {
         let spec = |group: &str, version: &str, kind: &str, path: &str, create: bool| {
             FieldSpec::new(group, version, kind, path, create)
         };
         let mut config = TransformerConfig {
-            name_prefix: vec![spec("", "", "", "metadata/name", false)],
-            name_suffix: vec![spec("", "", "", "metadata/name", false)],
+            name_prefix: vec![spec("", "", "", "metadata/name", false)].into(),
+            name_suffix: vec![spec("", "", "", "metadata/name", false)].into(),
             namespace: vec![
                 spec("", "", "Namespace", "metadata/name", true),
                 spec(
@@ -222,7 +270,8 @@ impl TransformerConfig {
                     "spec/conversion/webhook/clientConfig/service/namespace",
                     false,
                 ),
-            ],
+            ]
+            .into(),
             images: ["spec/containers[]/image", "spec/initContainers[]/image"]
                 .iter()
                 .chain(&[
@@ -230,7 +279,8 @@ impl TransformerConfig {
                     "spec/template/spec/initContainers[]/image",
                 ])
                 .map(|path| spec("", "", "", path, true))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             replicas: [
                 "Deployment",
                 "ReplicationController",
@@ -239,7 +289,8 @@ impl TransformerConfig {
             ]
             .iter()
             .map(|kind| spec("", "", kind, "spec/replicas", true))
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
             ..Default::default()
         };
 
@@ -293,7 +344,7 @@ impl TransformerConfig {
             ));
             specs
         };
-        config.template_labels = metadata_labels.clone();
+        config.template_labels = metadata_labels.clone().into();
 
         let mut selectors = vec![
             spec("", "v1", "Service", "spec/selector", true),
@@ -355,9 +406,9 @@ impl TransformerConfig {
             selectors.push(spec("networking.k8s.io", "", "NetworkPolicy", path, false));
         }
         selectors.extend(metadata_labels);
-        config.common_labels = selectors;
+        config.common_labels = selectors.into();
 
-        config.common_annotations = vec![
+        let mut annotations = vec![
             spec("", "", "", "metadata/annotations", true),
             spec(
                 "",
@@ -368,7 +419,7 @@ impl TransformerConfig {
             ),
         ];
         for kind in ["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"] {
-            config.common_annotations.push(spec(
+            annotations.push(spec(
                 "",
                 "",
                 kind,
@@ -384,12 +435,10 @@ impl TransformerConfig {
                 "spec/jobTemplate/spec/template/metadata/annotations",
             ),
         ] {
-            config
-                .common_annotations
-                .push(spec("batch", "", kind, path, true));
+            annotations.push(spec("batch", "", kind, path, true));
         }
-
-        config.var_reference = builtin_var_references();
+        config.common_annotations = annotations.into();
+        config.var_reference = builtin_var_references().into();
         builtin_name_references(&mut config);
         config
     }

@@ -7,7 +7,7 @@ use super::resource::Gvk;
 use serde_json::{Map, Value};
 
 /// Where a transformer acts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FieldSpec {
     /// Objects it applies to (empty parts match anything).
     pub gvk: Gvk,
@@ -60,7 +60,17 @@ impl FieldSpec {
         object: &mut Value,
         action: &mut dyn FnMut(&mut Value) -> Result<(), E>,
     ) -> Result<(), E> {
-        visit(object, &self.path, self.create, &self.path_string(), action)
+        self.visit_creating(self.create, object, action)
+    }
+
+    /// [`FieldSpec::visit`], creating missing fields only when `create` says so.
+    pub fn visit_creating<E: From<PathError>>(
+        &self,
+        create: bool,
+        object: &mut Value,
+        action: &mut dyn FnMut(&mut Value) -> Result<(), E>,
+    ) -> Result<(), E> {
+        visit(object, &self.path, create, self, action)
     }
 }
 
@@ -68,7 +78,7 @@ fn visit<E: From<PathError>>(
     node: &mut Value,
     path: &[String],
     create: bool,
-    full: &str,
+    full: &FieldSpec,
     action: &mut dyn FnMut(&mut Value) -> Result<(), E>,
 ) -> Result<(), E> {
     let Some((head, rest)) = path.split_first() else {
@@ -114,7 +124,7 @@ fn visit<E: From<PathError>>(
             }
         }
         _ => Err(PathError {
-            path: full.to_string(),
+            path: full.path_string(),
             at: head.clone(),
         }
         .into()),

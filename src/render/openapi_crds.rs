@@ -65,13 +65,13 @@ fn walk(
         };
         let has = |key: &str| property.get(key).and_then(Value::as_str);
         if has("x-kubernetes-annotation").is_some() {
-            config.common_annotations.push(spec(None));
+            std::sync::Arc::make_mut(&mut config.common_annotations).push(spec(None));
         }
         if has("x-kubernetes-label-selector").is_some() {
-            config.common_labels.push(spec(None));
+            std::sync::Arc::make_mut(&mut config.common_labels).push(spec(None));
         }
         if has("x-kubernetes-identity").is_some() {
-            config.name_prefix.push(spec(None));
+            std::sync::Arc::make_mut(&mut config.name_prefix).push(spec(None));
         }
         if let (Some(version), Some(kind)) = (
             has("x-kubernetes-object-ref-api-version"),

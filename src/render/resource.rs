@@ -37,9 +37,13 @@ impl Gvk {
     /// Whether kustomize knows this exact apiVersion and kind to be cluster-scoped (unknown kinds,
     /// custom resources included, count as namespaced).
     pub fn is_cluster_scoped(&self) -> bool {
-        CLUSTER_SCOPED
-            .iter()
-            .any(|(api_version, kind)| *kind == self.kind && *api_version == self.api_version())
+        CLUSTER_SCOPED.iter().any(|(api_version, kind)| {
+            *kind == self.kind
+                && match api_version.split_once('/') {
+                    Some((group, version)) => group == self.group && version == self.version,
+                    None => self.group.is_empty() && *api_version == self.version,
+                }
+        })
     }
 
     /// Whether every non-empty part of `selector` matches.

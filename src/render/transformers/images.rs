@@ -6,6 +6,7 @@ use crate::render::kustomization::ImageArgs;
 use crate::render::resource::Resource;
 use regex::Regex;
 use serde_json::Value;
+use std::fmt::Write;
 
 /// Applies every `images` entry to every `containers`/`initContainers` list in every object but
 /// CRDs, then again through the image field specs, as kustomize does (so a `tagSuffix` lands twice
@@ -15,57 +16,85 @@ pub fn apply(
     entries: &[ImageArgs],
     specs: &[FieldSpec],
 ) -> Result<(), RenderError> {
-    for entry in entries {
-        // kustomize treats the name as a regular expression; one that does not compile matches nothing.
-        let Ok(pattern) = Regex::new(&format!(
-            "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
-            entry.name
-        )) else {
-            continue;
-        };
-        for resource in resources.iter_mut() {
-            if resource.gvk().kind != "CustomResourceDefinition" {
-                walk_containers(&mut resource.object, &pattern, entry);
+    // kustomize treats the name as a regular expression; one that does not compile matches nothing.
+    let patterns: Vec<(Regex, &ImageArgs)> = entries
+        .iter()
+        .filter_map(|entry| {
+            Regex::new(&format!(
+                "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
+                entry.name
+            ))
+            .ok()
+            .map(|pattern| (pattern, entry))
+        })
+        .collect();
+    if patterns.is_empty() {
+        return Ok(());
+    }
+    // kustomize applies each entry to every object in turn; objects do not affect each other, so
+    // each object takes every entry in turn, and its containers are found once.
+    for resource in resources.iter_mut() {
+        let gvk = resource.gvk();
+        let mut container_images = Vec::new();
+        if gvk.kind != "CustomResourceDefinition" {
+            find_container_images(&resource.object, &mut String::new(), &mut container_images);
+        }
+        let applicable: Vec<&FieldSpec> = specs.iter().filter(|s| s.applies_to(&gvk)).collect();
+        for (pattern, entry) in &patterns {
+            for pointer in &container_images {
+                if let Some(image) = resource.object.pointer_mut(pointer) {
+                    update_image(image, pattern, entry);
+                }
             }
-            let gvk = resource.gvk();
             // The image filter never creates fields, whatever the spec says. kustomize v5 fails
             // when a scalar stands where a spec's path goes on (an Istio `instance` has a string
             // `spec.template`); the kustomize kfctl used did not look there, and real Kubeflow
             // manifests rely on that, so such an object is simply not an image holder.
-            for spec in specs.iter().filter(|s| s.applies_to(&gvk)) {
-                let spec = FieldSpec {
-                    create: false,
-                    ..spec.clone()
-                };
-                let _not_applicable = spec.visit(&mut resource.object, &mut |v: &mut Value| {
-                    update_image(v, &pattern, entry);
-                    Ok::<(), PathError>(())
-                });
+            for spec in &applicable {
+                let _not_applicable =
+                    spec.visit_creating(false, &mut resource.object, &mut |v: &mut Value| {
+                        update_image(v, pattern, entry);
+                        Ok::<(), PathError>(())
+                    });
             }
         }
     }
     Ok(())
 }
 
-fn walk_containers(node: &mut Value, pattern: &Regex, entry: &ImageArgs) {
+/// The JSON pointers of the `image` of every item of every `containers` and `initContainers`
+/// list under `node` (at `at`).
+fn find_container_images(node: &Value, at: &mut String, found: &mut Vec<String>) {
+    let depth = at.len();
     match node {
         Value::Object(map) => {
-            for (key, value) in map.iter_mut() {
-                walk_containers(value, pattern, entry);
+            for (key, value) in map {
+                at.push('/');
+                if key.contains(['~', '/']) {
+                    at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                } else {
+                    at.push_str(key);
+                }
+                find_container_images(value, at, found);
                 if (key == "containers" || key == "initContainers")
                     && let Value::Array(containers) = value
                 {
-                    for container in containers {
-                        if let Some(image) = container.get_mut("image") {
-                            update_image(image, pattern, entry);
+                    for (i, container) in containers.iter().enumerate() {
+                        if container.get("image").is_some() {
+                            found.push(format!("{at}/{i}/image"));
                         }
                     }
                 }
+                at.truncate(depth);
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|item| walk_containers(item, pattern, entry)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let _ = write!(at, "/{i}");
+                find_container_images(item, at, found);
+                at.truncate(depth);
+            }
+        }
         _ => {}
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::render::RenderError;
 use crate::render::config::NameBackReference;
-use crate::render::fieldspec::PathError;
+use crate::render::fieldspec::{FieldSpec, PathError};
 use crate::render::resource::{Gvk, ResId, Resource};
 use serde_json::{Map, Value};
 
@@ -15,34 +15,58 @@ pub fn apply(
 ) -> Result<(), RenderError> {
     let snapshot: Vec<Resource> = resources.to_vec();
     let ids: Vec<ResId> = snapshot.iter().map(Resource::id).collect();
+    let scopes: Vec<Scope> = ids.iter().map(Scope::of).collect();
+    let specs: Vec<(&NameBackReference, &FieldSpec, String)> = references
+        .iter()
+        .flat_map(|reference| {
+            reference
+                .referrers
+                .iter()
+                .map(move |spec| (reference, spec, spec.path_string()))
+        })
+        .collect();
     for index in 0..resources.len() {
         let referrer = &snapshot[index];
         let original_gvk = referrer.original_id().gvk;
-        let candidates = candidates_for(referrer, &snapshot, &ids)?;
-        for reference in references {
-            for spec in reference
-                .referrers
-                .iter()
-                .filter(|s| s.applies_to(&original_gvk))
-            {
-                let context = Context {
-                    referrer,
-                    target: &reference.target,
-                    candidates: &candidates,
-                    path: spec.path_string(),
-                };
-                spec.visit(&mut resources[index].object, &mut |value: &mut Value| {
-                    context.update(value)
-                })
-                .map_err(|e| RenderError::Transform {
-                    transformer: "name references",
-                    resource: format!("{} (from {})", referrer.id(), referrer.origin),
-                    message: e.to_string(),
-                })?;
-            }
+        let candidates = candidates_for(referrer, &snapshot, &scopes)?;
+        for (reference, spec, path) in specs.iter().filter(|(_, s, _)| s.applies_to(&original_gvk))
+        {
+            let context = Context {
+                referrer,
+                target: &reference.target,
+                candidates: &candidates,
+                path,
+            };
+            spec.visit(&mut resources[index].object, &mut |value: &mut Value| {
+                context.update(value)
+            })
+            .map_err(|e| RenderError::Transform {
+                transformer: "name references",
+                resource: format!("{} (from {})", referrer.id(), referrer.origin),
+                message: e.to_string(),
+            })?;
         }
     }
     Ok(())
+}
+
+/// Where an object lives, worked out once per render.
+struct Scope {
+    cluster_scoped: bool,
+    /// The namespace it names (empty for none).
+    namespace: String,
+    /// The namespace used for comparisons (see [`ResId::effective_namespace`]).
+    effective_namespace: String,
+}
+
+impl Scope {
+    fn of(id: &ResId) -> Self {
+        Self {
+            cluster_scoped: id.gvk.is_cluster_scoped(),
+            namespace: id.namespace.clone(),
+            effective_namespace: id.effective_namespace().to_string(),
+        }
+    }
 }
 
 /// The objects `referrer` could refer to: same namespace, cluster-scoped, or (for RoleBindings)
@@ -50,7 +74,7 @@ pub fn apply(
 fn candidates_for<'a>(
     referrer: &Resource,
     all: &'a [Resource],
-    ids: &[ResId],
+    scopes: &[Scope],
 ) -> Result<Vec<&'a Resource>, RenderError> {
     let referrer_id = referrer.id();
     if referrer_id.gvk.is_cluster_scoped() {
@@ -82,11 +106,11 @@ fn candidates_for<'a>(
     let referrer_namespace = referrer_id.effective_namespace();
     Ok(all
         .iter()
-        .zip(ids)
-        .filter(|(_, id)| {
-            id.gvk.is_cluster_scoped()
-                || id.effective_namespace() == referrer_namespace
-                || binding_namespaces.contains(&id.namespace)
+        .zip(scopes)
+        .filter(|(_, scope)| {
+            scope.cluster_scoped
+                || scope.effective_namespace == referrer_namespace
+                || binding_namespaces.contains(&scope.namespace)
         })
         .map(|(candidate, _)| candidate)
         .collect())
@@ -96,7 +120,7 @@ struct Context<'a> {
     referrer: &'a Resource,
     target: &'a Gvk,
     candidates: &'a [&'a Resource],
-    path: String,
+    path: &'a str,
 }
 
 impl Context<'_> {
@@ -122,7 +146,7 @@ impl Context<'_> {
         let Some(old) = value.as_str() else {
             return Ok(());
         };
-        let chosen = self.select(old, self.candidates.to_vec(), |c| {
+        let chosen = self.select(old, self.candidates.iter().copied(), |c| {
             c.iter().all(|r| r.name() == c[0].name())
         })?;
         if let Some(referral) = chosen {
@@ -155,7 +179,7 @@ impl Context<'_> {
                 }
             }
         };
-        let chosen = self.select(&old, candidates, |c| {
+        let chosen = self.select(&old, candidates.into_iter(), |c| {
             c.iter()
                 .all(|r| r.name() == c[0].name() && r.namespace() == c[0].namespace())
         })?;
@@ -180,15 +204,13 @@ impl Context<'_> {
     fn select<'r>(
         &self,
         old: &str,
-        candidates: Vec<&'r Resource>,
+        candidates: impl Iterator<Item = &'r Resource>,
         identical: impl Fn(&[&'r Resource]) -> bool,
     ) -> Result<Option<&'r Resource>, PathError> {
-        let previous = |r: &Resource| -> Vec<ResId> { r.previous_ids.clone() };
         let mut left: Vec<&Resource> = candidates
-            .into_iter()
-            .filter(|r| previous(r).iter().any(|id| id.name == old))
+            .filter(|r| r.previous_ids.iter().any(|id| id.name == old))
             .filter(|r| {
-                previous(r)
+                r.previous_ids
                     .iter()
                     .any(|id| id.gvk.is_selected_by(self.target))
             })
@@ -197,7 +219,7 @@ impl Context<'_> {
             && let Some(role_gvk) = self.role_ref_gvk()
         {
             left.retain(|r| {
-                previous(r)
+                r.previous_ids
                     .iter()
                     .any(|id| id.gvk.is_selected_by(&role_gvk))
             });
@@ -223,7 +245,7 @@ impl Context<'_> {
             1 => Ok(left.pop()),
             _ if identical(&left) => Ok(left.first().copied()),
             _ => Err(PathError {
-                path: self.path.clone(),
+                path: self.path.to_string(),
                 at: format!(
                     "{old:?} could refer to several objects: {}",
                     left.iter()

@@ -35,7 +35,7 @@ const ORDER_LAST: &[&str] = &[
 ];
 
 /// Sorts `resources` as the kustomization's `sortOptions` (default legacy) say.
-pub fn apply(resources: &mut [Resource], options: Option<&SortOptions>) {
+pub fn apply(resources: &mut Vec<Resource>, options: Option<&SortOptions>) {
     if options.is_some_and(|o| o.order == "fifo") {
         return;
     }
@@ -60,7 +60,12 @@ pub fn apply(resources: &mut [Resource], options: Option<&SortOptions>) {
             .position(|k| *k == kind)
             .map_or(0, |i| 1 + i as i64)
     };
-    resources.sort_by(|a, b| compare(&a.id(), &b.id(), &rank));
+    let mut keyed: Vec<(ResId, Resource)> = std::mem::take(resources)
+        .into_iter()
+        .map(|r| (r.id(), r))
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| compare(a, b, &rank));
+    resources.extend(keyed.into_iter().map(|(_, r)| r));
 }
 
 fn compare(a: &ResId, b: &ResId, rank: &dyn Fn(&str) -> i64) -> Ordering {

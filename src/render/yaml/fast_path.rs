@@ -978,6 +978,9 @@ fn plain_value(text: &str) -> Option<Value> {
             if let Some(number) = simple_integer(text) {
                 return Some(number);
             }
+            if first.is_ascii_digit() && !could_be_number(text) {
+                return Some(Value::String(text.to_string()));
+            }
             resolve_with_parser(text)
         }
         b'a'..=b'z' | b'A'..=b'Z' if is_special_word(text) => resolve_with_parser(text),
@@ -998,6 +1001,15 @@ fn plain_value(text: &str) -> Option<Value> {
         0x80.. => Some(Value::String(text.to_string())),
         _ => None,
     }
+}
+
+/// Whether a plain scalar that starts with a digit may be a number in any of YAML's forms
+/// (decimal, octal, hexadecimal, binary, float, with `_` separators): only those characters, and
+/// at most one `.`. `100m`, `2Gi` and `1.2.3` are not.
+fn could_be_number(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_hexdigit() || b"xXoObB_.+-".contains(&b))
+        && text.bytes().filter(|&b| b == b'.').count() <= 1
 }
 
 /// `0` or a decimal integer without a leading zero that fits an `i64` comfortably.
@@ -1100,8 +1112,38 @@ mod tests {
     #[test]
     fn types_plain_scalars_as_the_parser_does() {
         for text in [
-            "0", "7", "-12", "007", "08", "0755", "1_000", "0x1F", "1.0", "1e3", "true", "True",
-            "FALSE", "null", "~", "yes", "on", "NaN", "1.2.3", "-a", "12abc",
+            "0",
+            "7",
+            "-12",
+            "007",
+            "08",
+            "0755",
+            "1_000",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "1.0",
+            "1.",
+            ".5",
+            "1e3",
+            "1.5e-3",
+            "+1.5",
+            "true",
+            "True",
+            "FALSE",
+            "null",
+            "~",
+            "yes",
+            "on",
+            "NaN",
+            "1.2.3",
+            "-a",
+            "12abc",
+            "100m",
+            "2Gi",
+            "1:30",
+            "9223372036854775808",
+            "1e",
         ] {
             let document = format!("k: {text}\n");
             assert_eq!(
