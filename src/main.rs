@@ -195,19 +195,6 @@ struct LocalClusterArgs {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(cli()),
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn cli() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             // kube's client logs every refused connection; callers report the errors they act on.
@@ -238,13 +225,14 @@ async fn cli() -> ExitCode {
         )
         .map(|yaml| print!("{yaml}"))
         .map_err(|e| format!("rendering CRDs: {e}")),
-        Command::Render(args) => render(args).await,
-        Command::Apply(args) => apply(args).await,
         Command::Bundle(args) => write_bundle(&args.output_dir),
-        Command::Run(args) => run(args).await,
+        // One-shot commands run on the calling thread; the long-running ones get worker threads.
+        Command::Render(args) => on_runtime(false, render(args)),
+        Command::Apply(args) => on_runtime(false, apply(args)),
+        Command::Run(args) => on_runtime(true, run(args)),
         #[cfg(feature = "testbed")]
-        Command::LocalCluster(args) => local_cluster(args).await,
-        Command::JobController(args) => job_controller(args).await,
+        Command::LocalCluster(args) => on_runtime(true, local_cluster(args)),
+        Command::JobController(args) => on_runtime(true, job_controller(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -253,6 +241,23 @@ async fn cli() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `command` to completion on a tokio runtime (with worker threads when `threaded`).
+fn on_runtime(
+    threaded: bool,
+    command: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    let mut builder = if threaded {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?
+        .block_on(command)
 }
 
 async fn render(args: RenderArgs) -> Result<(), String> {

@@ -47,8 +47,16 @@ impl Loader {
 
     /// Whether `path` is a file, on disk or overridden.
     pub fn is_file(&self, path: &Path) -> bool {
+        if self.is_plain() {
+            return path.is_file();
+        }
         self.resolve_new(path)
             .is_ok_and(|p| self.overrides.contains_key(&p) || p.is_file())
+    }
+
+    /// Whether paths need no resolving: no root to stay in and no file served from memory.
+    fn is_plain(&self) -> bool {
+        self.root.is_none() && self.overrides.is_empty()
     }
 
     /// Resolves a path whose last component may not exist yet.
@@ -77,6 +85,12 @@ impl Loader {
 
     /// The bytes of a file.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, RenderError> {
+        if self.is_plain() {
+            return std::fs::read(path).map_err(|source| RenderError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
         if let Ok(virtual_path) = self.resolve_new(path)
             && let Some(content) = self.overrides.get(&virtual_path)
         {

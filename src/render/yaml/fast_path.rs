@@ -1210,6 +1210,15 @@ mod tests {
             {
                 differ.push(file.display().to_string());
             }
+            // One document, as `parse_document` reads it.
+            if full.len() == 1 && super::super::is_one_document(&folded) {
+                let full_single =
+                    serde_saphyr::from_str_with_options::<Value>(&folded, super::super::options());
+                let fast_single = super::super::parse_document(&text);
+                if full_single.is_err() || fast_single.ok().as_ref() != full.first() {
+                    differ.push(format!("{} (one document)", file.display()));
+                }
+            }
         }
         assert!(
             differ.is_empty(),

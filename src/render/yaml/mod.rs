@@ -336,16 +336,31 @@ fn may_have_empty_values(text: &str) -> bool {
     false
 }
 
-/// Parses a single YAML document (an empty document is `null`).
+/// Parses a single YAML document (an empty document is `null`). As in [`parse_documents`], a
+/// block scalar that ends a text without a line break has none.
 pub fn parse_document(text: &str) -> Result<Value, YamlError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str_with_options::<Value>(&fold_like_go_yaml(text), options()).map_err(|e| {
-        YamlError {
-            message: first_line(&e.to_string()),
+    let text = &fold_like_go_yaml(text);
+    if is_one_document(text) {
+        let mut documents = match fast_path::parse_stream(text) {
+            Some(documents) => documents.into_iter().map(|d| d.value).collect(),
+            None => parse_documents_fully(text)?,
+        };
+        if documents.len() <= 1 {
+            return Ok(documents.pop().unwrap_or(Value::Null));
         }
+    }
+    serde_saphyr::from_str_with_options::<Value>(text, options()).map_err(|e| YamlError {
+        message: first_line(&e.to_string()),
     })
+}
+
+/// Whether no line but the first starts a document (`---`) or ends one (`...`): a text the
+/// one-document parser takes.
+fn is_one_document(text: &str) -> bool {
+    !(text.contains("\n---") || text.contains("\n..."))
 }
 
 /// Parses a kustomization file's document. kustomize v5 refuses a mapping that repeats a key;
