@@ -134,10 +134,16 @@ impl<'a> Reader<'a> {
     }
 
     fn line_end(&self, from: usize) -> usize {
-        self.bytes[from.min(self.bytes.len())..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(self.bytes.len(), |i| from + i)
+        let from = from.min(self.bytes.len());
+        memchr::memchr(b'\n', &self.bytes[from..]).map_or(self.bytes.len(), |i| from + i)
+    }
+
+    /// The first of `a` and `b` at or after `from` on its line, if any.
+    fn find_on_line(&self, from: usize, a: u8, b: u8) -> Option<usize> {
+        let line = &self.bytes[from.min(self.bytes.len())..];
+        memchr::memchr3(a, b, b'\n', line)
+            .map(|i| from + i)
+            .filter(|&i| self.bytes[i] != b'\n')
     }
 
     /// The start of the line after the one `at` is in.
@@ -465,15 +471,14 @@ impl<'a> Reader<'a> {
     /// Where a block plain scalar that starts at `from` ends: before ` #` or the line end, with
     /// trailing blanks trimmed.
     fn plain_end(&self, from: usize) -> usize {
-        let line_end = self.line_end(from);
-        let mut end = line_end;
+        let mut end = self.line_end(from);
         let mut i = from;
-        while i < line_end {
-            if self.bytes[i] == b'#' && i > from && matches!(self.bytes[i - 1], b' ' | b'\t') {
-                end = i;
+        while let Some(hash) = self.find_on_line(i, b'#', b'#') {
+            if hash > from && matches!(self.bytes[hash - 1], b' ' | b'\t') {
+                end = hash;
                 break;
             }
-            i += 1;
+            i = hash + 1;
         }
         while end > from && matches!(self.bytes[end - 1], b' ' | b'\t') {
             end -= 1;
@@ -507,13 +512,15 @@ impl<'a> Reader<'a> {
             }
             b'[' | b'{' | b'#' => None,
             _ => {
-                while i < line_end {
-                    match self.bytes[i] {
-                        b':' if matches!(self.byte(i + 1), b' ' | b'\n' | b'\t') => return Some(i),
-                        b'#' if i > from && matches!(self.bytes[i - 1], b' ' | b'\t') => {
+                while let Some(found) = self.find_on_line(i, b':', b'#') {
+                    match self.bytes[found] {
+                        b':' if matches!(self.byte(found + 1), b' ' | b'\n' | b'\t') => {
+                            return Some(found);
+                        }
+                        b'#' if found > from && matches!(self.bytes[found - 1], b' ' | b'\t') => {
                             return None;
                         }
-                        _ => i += 1,
+                        _ => i = found + 1,
                     }
                 }
                 None
@@ -547,9 +554,16 @@ impl<'a> Reader<'a> {
         let mut i = self.pos + 1;
         let mut run = i;
         loop {
-            if i >= self.bytes.len() {
-                return None;
-            }
+            // Straight to the next character that means something inside the quotes.
+            let special = if quote == b'"' {
+                memchr::memchr3(b'"', b'\\', b'\n', &self.bytes[i..])
+            } else {
+                memchr::memchr2(b'\'', b'\n', &self.bytes[i..])
+            };
+            i = match special {
+                Some(offset) => i + offset,
+                None => return None,
+            };
             match self.bytes[i] {
                 b'\n' => {
                     // Blanks before a line break are not content.
