@@ -53,7 +53,7 @@ bench: ## Benchmarks: rendering vs kubectl kustomize, self-heal and job creation
 	hack/bench-jobs.sh
 
 FUZZ_SECONDS ?= 60
-fuzz: ## Run each fuzz target for FUZZ_SECONDS (needs a nightly toolchain and cargo-fuzz; not part of CI).
+fuzz: ## Run each fuzz target for FUZZ_SECONDS (needs a nightly toolchain; installs cargo-fuzz; not part of CI).
 	hack/fuzz.sh $(FUZZ_SECONDS)
 
 image: ## Build the container image (needs a Docker engine).

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of fuzz/ for a bounded time each (first argument, seconds; default
-# 60), seeded from tests/fixtures/kustomize. Needs a nightly toolchain and cargo-fuzz. The grown
+# 60), seeded from tests/fixtures/kustomize. Needs a nightly toolchain; installs cargo-fuzz. The grown
 # corpora stay in ${KFOP_CACHE:-$HOME/.cache/kfop}/fuzz-corpus; crashes land in fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 rustup toolchain list 2>/dev/null | grep -q '^nightly' \
   || { echo "fuzz: a nightly toolchain is needed (rustup toolchain install nightly)" >&2; exit 1; }
-cargo fuzz --version >/dev/null 2>&1 \
-  || { echo "fuzz: cargo-fuzz is needed (cargo install cargo-fuzz)" >&2; exit 1; }
-SEEDS="${KFOP_CACHE:-$HOME/.cache/kfop}/fuzz-corpus"
+CACHE="${KFOP_CACHE:-$HOME/.cache/kfop}"
+# cargo-fuzz from the crate registry, once, into the cache.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  export PATH="$CACHE/cargo-fuzz/bin:$PATH"
+  cargo fuzz --version >/dev/null 2>&1 \
+    || cargo install --quiet --locked cargo-fuzz --root "$CACHE/cargo-fuzz" \
+    || { echo "fuzz: installing cargo-fuzz failed" >&2; exit 1; }
+fi
+SEEDS="$CACHE/fuzz-corpus"
 FIXTURES=tests/fixtures/kustomize
 
 # yaml: every YAML file of the fixtures. kustomization: a fixture's kustomization.yaml, a NUL

@@ -16,17 +16,9 @@ pub fn apply(
     entries: &[ImageArgs],
     specs: &[FieldSpec],
 ) -> Result<(), RenderError> {
-    // kustomize treats the name as a regular expression; one that does not compile matches nothing.
-    let patterns: Vec<(Regex, &ImageArgs)> = entries
+    let patterns: Vec<(ImagePattern, &ImageArgs)> = entries
         .iter()
-        .filter_map(|entry| {
-            Regex::new(&format!(
-                "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
-                entry.name
-            ))
-            .ok()
-            .map(|pattern| (pattern, entry))
-        })
+        .filter_map(|entry| ImagePattern::new(&entry.name).map(|pattern| (pattern, entry)))
         .collect();
     if patterns.is_empty() {
         return Ok(());
@@ -99,7 +91,57 @@ fn find_container_images(node: &Value, at: &mut String, found: &mut Vec<String>)
     }
 }
 
-fn update_image(value: &mut Value, pattern: &Regex, entry: &ImageArgs) {
+/// Which images an `images` entry's name selects. kustomize reads the name as a regular
+/// expression, `^name(:tag)?(@sha256:digest)?$`; one that does not compile selects nothing.
+enum ImagePattern {
+    /// A name whose only special character is `.` (any one character), as nearly all are:
+    /// matched directly, without building a regular expression.
+    Plain(Vec<char>),
+    Regex(Regex),
+}
+
+impl ImagePattern {
+    fn new(name: &str) -> Option<Self> {
+        if !name.contains([
+            '\\', '^', '$', '|', '?', '*', '+', '(', ')', '[', ']', '{', '}',
+        ]) {
+            return Some(Self::Plain(name.chars().collect()));
+        }
+        Regex::new(&format!(
+            "^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$"
+        ))
+        .ok()
+        .map(Self::Regex)
+    }
+
+    fn is_match(&self, image: &str) -> bool {
+        let name = match self {
+            Self::Regex(regex) => return regex.is_match(image),
+            Self::Plain(name) => name,
+        };
+        let mut chars = image.chars();
+        let name_matches = name.iter().all(|&want| {
+            chars
+                .next()
+                .is_some_and(|got| got == want || (want == '.' && got != '\n'))
+        });
+        if !name_matches {
+            return false;
+        }
+        let rest = chars.as_str();
+        let reference_char = |c: char| c.is_ascii_alphanumeric() || "_.{}-".contains(c);
+        let rest = match rest.strip_prefix(':') {
+            Some(tag) => tag.trim_start_matches(reference_char),
+            None => rest,
+        };
+        match rest.strip_prefix("@sha256:") {
+            Some(digest) => digest.trim_start_matches(reference_char).is_empty(),
+            None => rest.is_empty(),
+        }
+    }
+}
+
+fn update_image(value: &mut Value, pattern: &ImagePattern, entry: &ImageArgs) {
     let Value::String(image) = value else { return };
     if !pattern.is_match(image) {
         return;
@@ -188,10 +230,51 @@ mod tests {
             new_tag: "v2".into(),
             ..Default::default()
         };
-        let pattern = Regex::new("^gcr.io/a(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
-            .expect("regex");
+        let pattern = ImagePattern::new("gcr.io/a").expect("pattern");
         let mut v = Value::String("gcr.io/a:v1@sha256:abc".into());
         update_image(&mut v, &pattern, &entry);
         assert_eq!(v, Value::String("gcr.io/a:v2".into()));
+    }
+
+    #[test]
+    fn plain_names_match_as_the_regular_expression_does() {
+        for name in ["gcr.io/a", "docker.io/istio/proxyv2", "a.b", "x"] {
+            let plain = ImagePattern::new(name).expect("pattern");
+            assert!(matches!(plain, ImagePattern::Plain(_)));
+            let regex = ImagePattern::Regex(
+                Regex::new(&format!(
+                    "^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$"
+                ))
+                .expect("regex"),
+            );
+            for image in [
+                name.to_string(),
+                format!("{name}:v1"),
+                format!("{name}:"),
+                format!("{name}:v1@sha256:abc"),
+                format!("{name}@sha256:x"),
+                format!("{name}:v1@sha256:"),
+                format!("{name}b"),
+                format!("{name}:v1:v2"),
+                format!("{name}:v/1"),
+                format!("{name}@sha512:x"),
+                format!("{name}\n"),
+                name.replace('.', "X"),
+                name.replace('.', "\n"),
+                name[..name.len() - 1].to_string(),
+                "é".repeat(name.chars().count()),
+            ] {
+                assert_eq!(
+                    plain.is_match(&image),
+                    regex.is_match(&image),
+                    "{name} {image:?}"
+                );
+            }
+        }
+        assert!(matches!(
+            ImagePattern::new("gcr.io/(a|b)"),
+            Some(ImagePattern::Regex(_))
+        ));
+        assert!(ImagePattern::new("gcr.io/(a").is_none());
     }
 }

@@ -13,7 +13,7 @@ pub fn apply(
     resources: &mut [Resource],
     references: &[NameBackReference],
 ) -> Result<(), RenderError> {
-    let snapshot: Vec<Resource> = resources.to_vec();
+    let snapshot: Vec<Resource> = resources.iter().map(identity_copy).collect();
     let ids: Vec<ResId> = snapshot.iter().map(Resource::id).collect();
     let scopes: Vec<Scope> = ids.iter().map(Scope::of).collect();
     let specs: Vec<(&NameBackReference, &FieldSpec, String)> = references
@@ -48,6 +48,34 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+/// A copy of `resource` with only what the rewrite reads of the objects it compares (their ids
+/// and history, a binding's `roleRef` and `subjects`), not their whole content.
+fn identity_copy(resource: &Resource) -> Resource {
+    let mut object = Map::new();
+    for key in ["apiVersion", "kind", "roleRef", "subjects"] {
+        if let Some(value) = resource.object.get(key) {
+            object.insert(key.into(), value.clone());
+        }
+    }
+    if let Some(Value::Object(metadata)) = resource.object.get("metadata") {
+        let identity: Map<String, Value> = ["name", "namespace"]
+            .iter()
+            .filter_map(|key| Some((key.to_string(), metadata.get(*key)?.clone())))
+            .collect();
+        object.insert("metadata".into(), Value::Object(identity));
+    }
+    Resource {
+        object: Value::Object(object),
+        origin: resource.origin.clone(),
+        previous_ids: resource.previous_ids.clone(),
+        prefixes: resource.prefixes.clone(),
+        suffixes: resource.suffixes.clone(),
+        needs_hash_suffix: resource.needs_hash_suffix,
+        var_names: Vec::new(),
+        written_empty: Vec::new(),
+    }
 }
 
 /// Where an object lives, worked out once per render.

@@ -60,30 +60,47 @@ pub fn apply(resources: &mut Vec<Resource>, options: Option<&SortOptions>) {
             .position(|k| *k == kind)
             .map_or(0, |i| 1 + i as i64)
     };
-    let mut keyed: Vec<(ResId, Resource)> = std::mem::take(resources)
+    let mut keyed: Vec<(SortKey, Resource)> = std::mem::take(resources)
         .into_iter()
-        .map(|r| (r.id(), r))
+        .map(|r| (SortKey::of(r.id(), &rank), r))
         .collect();
-    keyed.sort_by(|(a, _), (b, _)| compare(a, b, &rank));
+    keyed.sort_by(|(a, _), (b, _)| compare(a, b));
     resources.extend(keyed.into_iter().map(|(_, r)| r));
 }
 
-fn compare(a: &ResId, b: &ResId, rank: &dyn Fn(&str) -> i64) -> Ordering {
-    if a.gvk != b.gvk {
-        let (ra, rb) = (rank(&a.gvk.kind), rank(&b.gvk.kind));
-        if ra != rb {
-            return ra.cmp(&rb);
+/// What an object sorts by, worked out once.
+struct SortKey {
+    id: ResId,
+    rank: i64,
+    gvk: String,
+    id_string: String,
+}
+
+impl SortKey {
+    fn of(id: ResId, rank: &dyn Fn(&str) -> i64) -> Self {
+        Self {
+            rank: rank(&id.gvk.kind),
+            gvk: gvk_sort_string(&id.gvk),
+            id_string: id_sort_string(&id),
+            id,
         }
-        let (sa, sb) = (gvk_sort_string(&a.gvk), gvk_sort_string(&b.gvk));
-        if a.gvk.kind == "Namespace"
-            && b.gvk.kind == "Namespace"
-            && (a.gvk.group.is_empty() || b.gvk.group.is_empty())
-        {
-            return sb.cmp(&sa);
-        }
-        return sa.cmp(&sb);
     }
-    id_sort_string(a).cmp(&id_sort_string(b))
+}
+
+fn compare(a: &SortKey, b: &SortKey) -> Ordering {
+    if a.id.gvk != b.id.gvk {
+        if a.rank != b.rank {
+            return a.rank.cmp(&b.rank);
+        }
+        if a.id.gvk.kind == "Namespace"
+            && b.id.gvk.kind == "Namespace"
+            && (a.id.gvk.group.is_empty() || b.id.gvk.group.is_empty())
+        {
+            return b.gvk.cmp(&a.gvk);
+        }
+        return a.gvk.cmp(&b.gvk);
+    }
+    a.id_string.cmp(&b.id_string)
 }
 
 fn or<'a>(value: &'a str, missing: &'a str) -> &'a str {

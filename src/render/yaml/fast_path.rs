@@ -769,7 +769,19 @@ impl<'a> Reader<'a> {
                             text.extend(std::iter::repeat_n('\n', empties));
                         }
                     }
-                    Some(_) => text.extend(std::iter::repeat_n('\n', empties + 1)),
+                    Some(before) => {
+                        // go-yaml (so kustomize and Kubernetes) keeps one more line break before
+                        // a deeper line right after a normal one (`super::fold_like_go_yaml`).
+                        let go_yaml = explicit_indent.is_none()
+                            && empties == 0
+                            && !before.starts_with(' ')
+                            && line.starts_with(' ')
+                            && !line.trim_start().is_empty();
+                        text.extend(std::iter::repeat_n(
+                            '\n',
+                            empties + 1 + usize::from(go_yaml),
+                        ));
+                    }
                 }
                 text.push_str(line);
                 previous = Some(line);
@@ -992,10 +1004,12 @@ fn plain_value(text: &str) -> Option<Value> {
             if let Some(number) = simple_integer(text) {
                 return Some(number);
             }
-            if first.is_ascii_digit() && !could_be_number(text) {
-                return Some(Value::String(text.to_string()));
+            let word = text.trim_start_matches(['-', '+']).trim_start_matches('.');
+            if could_be_number(text) || is_special_word(word) {
+                resolve_with_parser(text)
+            } else {
+                Some(Value::String(text.to_string()))
             }
-            resolve_with_parser(text)
         }
         b'a'..=b'z' | b'A'..=b'Z' if is_special_word(text) => resolve_with_parser(text),
         b'~' if text == "~" => Some(Value::Null),
@@ -1017,9 +1031,9 @@ fn plain_value(text: &str) -> Option<Value> {
     }
 }
 
-/// Whether a plain scalar that starts with a digit may be a number in any of YAML's forms
-/// (decimal, octal, hexadecimal, binary, float, with `_` separators): only those characters, and
-/// at most one `.`. `100m`, `2Gi` and `1.2.3` are not.
+/// Whether a plain scalar may be a number in any of YAML's decimal, octal, hexadecimal, binary
+/// or float forms (with `_` separators): only those characters, and at most one `.`. `100m`,
+/// `2Gi`, `1.2.3` and `--port=80` are not (`.inf` and `.nan` are words, checked apart).
 fn could_be_number(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_hexdigit() || b"xXoObB_.+-".contains(&b))
@@ -1077,7 +1091,7 @@ mod tests {
         let text = "l: |\n  a\n\n   b\n\n\nf: >-\n  a\n  b\n\n  c\n   d\n  e\nk: |+\n  x\n\n";
         assert_eq!(
             fast(text),
-            vec![json!({"l": "a\n\n b\n", "f": "a b\nc\n d\ne", "k": "x\n\n"})]
+            vec![json!({"l": "a\n\n b\n", "f": "a b\nc\n\n d\ne", "k": "x\n\n"})]
         );
     }
 
@@ -1205,24 +1219,17 @@ mod tests {
             };
             let folded = super::super::fold_like_go_yaml(&text);
             let Ok(full) = super::super::parse_documents_fully(&folded) else {
-                assert!(parse_stream(&folded).is_none(), "{}", file.display());
+                assert!(parse_stream(&text).is_none(), "{}", file.display());
                 continue;
             };
             parsed += 1;
-            let Some(fast) = parse_stream(&folded) else {
-                continue;
-            };
-            read += 1;
-            let empties = super::super::empty_values(&text)
-                .filter(|per_document| per_document.len() == full.len())
-                .unwrap_or_else(|| vec![Vec::new(); full.len()]);
-            let fast_values: Vec<&Value> = fast.iter().map(|d| &d.value).collect();
-            let fast_empties: Vec<&Vec<FieldPath>> =
-                fast.iter().map(|d| &d.written_empty).collect();
-            if fast_values != full.iter().collect::<Vec<_>>()
-                || fast_empties != empties.iter().collect::<Vec<_>>()
-            {
-                differ.push(file.display().to_string());
+            match super::super::fast_path_agrees(&text) {
+                None => continue,
+                Some(true) => read += 1,
+                Some(false) => {
+                    read += 1;
+                    differ.push(file.display().to_string());
+                }
             }
             // One document, as `parse_document` reads it.
             if full.len() == 1 && super::super::is_one_document(&folded) {

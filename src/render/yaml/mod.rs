@@ -23,24 +23,22 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses every non-empty document of a YAML stream.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
-    let text = &fold_like_go_yaml(text);
     if let Some(documents) = fast_path::parse_stream(text) {
         return Ok(documents.into_iter().map(|d| d.value).collect());
     }
-    parse_documents_fully(text)
+    parse_documents_fully(&fold_like_go_yaml(text))
 }
 
 /// Parses every non-empty document of a manifest, each with the paths of its fields written as
 /// nothing (see [`empty_values`]).
 pub fn parse_manifest(text: &str) -> Result<Vec<(Value, Vec<FieldPath>)>, YamlError> {
-    let folded = &fold_like_go_yaml(text);
-    if let Some(documents) = fast_path::parse_stream(folded) {
+    if let Some(documents) = fast_path::parse_stream(text) {
         return Ok(documents
             .into_iter()
             .map(|d| (d.value, d.written_empty))
             .collect());
     }
-    let documents = parse_documents_fully(folded)?;
+    let documents = parse_documents_fully(&fold_like_go_yaml(text))?;
     let mut written_empty = empty_values(text)
         .filter(|per_document| per_document.len() == documents.len())
         .unwrap_or_default()
@@ -49,6 +47,28 @@ pub fn parse_manifest(text: &str) -> Result<Vec<(Value, Vec<FieldPath>)>, YamlEr
         .into_iter()
         .map(|document| (document, written_empty.next().unwrap_or_default()))
         .collect())
+}
+
+/// Whether the fast path reads what the full parser reads (objects and fields written as
+/// nothing) from `text`, or `None` when the fast path leaves `text` to the full parser. For the
+/// tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fast_path_agrees(text: &str) -> Option<bool> {
+    let fast = fast_path::parse_stream(text)?;
+    let Ok(full) = parse_documents_fully(&fold_like_go_yaml(text)) else {
+        return Some(false);
+    };
+    let empties = empty_values(text)
+        .filter(|per_document| per_document.len() == full.len())
+        .unwrap_or_else(|| vec![Vec::new(); full.len()]);
+    Some(
+        fast.len() == full.len()
+            && fast
+                .iter()
+                .zip(&full)
+                .zip(&empties)
+                .all(|((fast, value), empty)| fast.value == *value && fast.written_empty == *empty),
+    )
 }
 
 /// [`parse_documents`] by the full YAML parser, on text already folded like go-yaml.
@@ -342,18 +362,19 @@ pub fn parse_document(text: &str) -> Result<Value, YamlError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    let text = &fold_like_go_yaml(text);
     if is_one_document(text) {
         let mut documents = match fast_path::parse_stream(text) {
             Some(documents) => documents.into_iter().map(|d| d.value).collect(),
-            None => parse_documents_fully(text)?,
+            None => parse_documents_fully(&fold_like_go_yaml(text))?,
         };
         if documents.len() <= 1 {
             return Ok(documents.pop().unwrap_or(Value::Null));
         }
     }
-    serde_saphyr::from_str_with_options::<Value>(text, options()).map_err(|e| YamlError {
-        message: first_line(&e.to_string()),
+    serde_saphyr::from_str_with_options::<Value>(&fold_like_go_yaml(text), options()).map_err(|e| {
+        YamlError {
+            message: first_line(&e.to_string()),
+        }
     })
 }
 
