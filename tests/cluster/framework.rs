@@ -325,19 +325,18 @@ async fn a_pod_stuck_terminating_is_force_deleted_after_its_graceful_deletion_ti
     // Force-deleted after 2 s, counted as deleted by others (transient), retried for free.
     let second = next_pod(&f.pods, "force-worker-0", Some(&first)).await;
     assert_ne!(first, second);
-    let status = status_when(&f.frameworks, "force", "the retry recorded", |s| {
-        s.attempt_status.task_role_statuses[0].task_statuses[0]
-            .attempt_status
-            .id
-            == 1
+    // The status may first show the new attempt still pending creation: wait for its pod.
+    let status = status_when(&f.frameworks, "force", "the retry's pod recorded", |s| {
+        let task = &s.attempt_status.task_role_statuses[0].task_statuses[0];
+        task.attempt_status.id == 1
+            && matches!(
+                task.state,
+                TaskState::AttemptCreationRequested | TaskState::AttemptPreparing
+            )
     })
     .await;
     let task = &status.attempt_status.task_role_statuses[0].task_statuses[0];
     assert_eq!(task.retry_policy_status.accountable_retried_count, 0);
-    assert!(matches!(
-        task.state,
-        TaskState::AttemptCreationRequested | TaskState::AttemptPreparing
-    ));
 }
 
 #[tokio::test]

@@ -814,22 +814,11 @@ impl<'a> Reader<'a> {
             b'[' => {
                 self.pos += 1;
                 let mut items = Vec::new();
-                loop {
-                    self.skip_flow_spaces()?;
-                    // (Also after a trailing comma.)
-                    if self.byte(self.pos) == b']' {
-                        self.pos += 1;
-                        break;
-                    }
+                // (`]` may also come after a trailing comma.)
+                while !self.flow_closes(b']')? {
                     items.push(self.flow_node()?);
-                    self.skip_flow_spaces()?;
-                    match self.byte(self.pos) {
-                        b',' => self.pos += 1,
-                        b']' => {
-                            self.pos += 1;
-                            break;
-                        }
-                        _ => return None,
+                    if self.flow_item_end(b']')? {
+                        break;
                     }
                 }
                 Value::Array(items)
@@ -837,12 +826,7 @@ impl<'a> Reader<'a> {
             b'{' => {
                 self.pos += 1;
                 let mut map = Map::new();
-                loop {
-                    self.skip_flow_spaces()?;
-                    if self.byte(self.pos) == b'}' {
-                        self.pos += 1;
-                        break;
-                    }
+                while !self.flow_closes(b'}')? {
                     let key = match self.byte(self.pos) {
                         b'"' | b'\'' => self.quoted(false)?,
                         _ => {
@@ -866,14 +850,8 @@ impl<'a> Reader<'a> {
                     }
                     let value = self.flow_node()?;
                     map.insert(key, value);
-                    self.skip_flow_spaces()?;
-                    match self.byte(self.pos) {
-                        b',' => self.pos += 1,
-                        b'}' => {
-                            self.pos += 1;
-                            break;
-                        }
-                        _ => return None,
+                    if self.flow_item_end(b'}')? {
+                        break;
                     }
                 }
                 Value::Object(map)
@@ -905,6 +883,30 @@ impl<'a> Reader<'a> {
         }
         self.last_string.ends_with_newline = false;
         Some(Value::String(text))
+    }
+
+    /// Before an item of a flow collection: whether `close` ends the collection there (and
+    /// `pos` is past it).
+    fn flow_closes(&mut self, close: u8) -> Option<bool> {
+        self.skip_flow_spaces()?;
+        let closes = self.byte(self.pos) == close;
+        if closes {
+            self.pos += 1;
+        }
+        Some(closes)
+    }
+
+    /// After an item of a flow collection: `true` past the `close` that ends it, `false` past
+    /// a comma, `None` at anything else.
+    fn flow_item_end(&mut self, close: u8) -> Option<bool> {
+        self.skip_flow_spaces()?;
+        let closes = match self.byte(self.pos) {
+            b',' => false,
+            b if b == close => true,
+            _ => return None,
+        };
+        self.pos += 1;
+        Some(closes)
     }
 
     /// Skips blanks, line breaks and comments between the parts of a flow collection; a
