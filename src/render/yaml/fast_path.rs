@@ -19,7 +19,7 @@ pub(super) struct Document {
 
 /// Reads every non-empty document of `text`, or `None` when the text is outside the subset.
 pub(super) fn parse_stream(text: &str) -> Option<Vec<Document>> {
-    if text.starts_with('\u{feff}') || text.as_bytes().contains(&b'\r') {
+    if !all_printable(text) {
         return None;
     }
     let mut reader = Reader {
@@ -81,6 +81,17 @@ pub(super) fn parse_stream(text: &str) -> Option<Vec<Document>> {
         }
     }
     Some(documents)
+}
+
+/// Whether `text` holds only characters YAML lets a stream hold, with neither a carriage return
+/// nor a byte order mark (both left to the full parser, as are control characters it refuses).
+fn all_printable(text: &str) -> bool {
+    let control = |b: u8| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f;
+    !text.bytes().any(control)
+        && (text.is_ascii()
+            || text.chars().all(|c| {
+                !matches!(c, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+            }))
 }
 
 /// One step of the path to the node being read.
@@ -1115,6 +1126,10 @@ mod tests {
             "? a\n: b\n",
             "a: b: c\n",
             "%YAML 1.2\n---\na: 1\n",
+            "a: b\0c\n",
+            "a: b\r\n",
+            "\u{feff}a: b\n",
+            "a: b\u{85}c\u{9f}\n",
         ] {
             assert!(parse_stream(text).is_none(), "{text:?}");
         }
