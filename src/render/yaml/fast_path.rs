@@ -545,7 +545,7 @@ impl<'a> Reader<'a> {
         let key = match self.byte(self.pos) {
             b'"' | b'\'' => self.quoted(false)?,
             _ => {
-                let text = self.text[self.pos..colon].trim_end_matches(' ');
+                let text = self.text[self.pos..colon].trim_end_matches([' ', '\t']);
                 if !is_string_key(text) {
                     return None;
                 }
@@ -957,7 +957,7 @@ impl<'a> Reader<'a> {
                 _ => i += 1,
             }
         }
-        while i > from && self.bytes[i - 1] == b' ' {
+        while i > from && matches!(self.bytes[i - 1], b' ' | b'\t') {
             i -= 1;
         }
         i
@@ -1142,7 +1142,7 @@ mod tests {
         for text in [
             "a: b\n  c\n\n\n   d\ne: 1\n",
             "- b\n  c 1\n- 2\n  3\n",
-            "x:\n  b\n  c\nk:\n  {}\nl: [m, n,]\na: [\"b\",\n  'c' , # note\n\n  {d: e}]\nf: |2-\n\n     g\n    h\n\ni: >-\n\nj: 1\n",
+            "kind\t\t: a\nflow: {x\t: y\t}\nx:\n  b\n  c\nk:\n  {}\nl: [m, n,]\na: [\"b\",\n  'c' , # note\n\n  {d: e}]\nf: |2-\n\n     g\n    h\n\ni: >-\n\nj: 1\n",
             "a: 'b\n  c'\n",
             "a: 'b  \n\n\n  c  d'\n",
             "a: \"b \\\n   c\\t\n\n d\"\n",
