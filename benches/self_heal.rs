@@ -71,6 +71,21 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user and system) the process has used, in clock ticks (`/proc/<pid>/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -412,6 +427,16 @@ async fn storm(
     (latencies, started)
 }
 
+/// How the ceiling re-creates the objects other than the CRD and its custom objects (those are
+/// always applied).
+#[derive(Clone, Copy, PartialEq)]
+enum Recreate {
+    /// `POST`: the cheapest write there is.
+    Create,
+    /// Server-side apply, the write kfop makes.
+    Apply,
+}
+
 /// The API server's ceiling for one storm: one client deletes the same objects and re-creates
 /// them at full concurrency (the CRD: deleted, gone, created, established, then its custom
 /// objects). Returns each object's time from the deletions to its re-creation.
@@ -420,6 +445,7 @@ async fn ceiling(
     crd: &Object,
     custom: &[Object],
     others: &[Object],
+    mode: Recreate,
 ) -> Vec<Duration> {
     let apply = PatchParams::apply("ceiling").force();
     let started = Instant::now();
@@ -428,15 +454,22 @@ async fn ceiling(
         async move {
             let _ = api.delete(&object.name, &DeleteParams::default()).await;
             loop {
-                match api
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value::<DynamicObject>(object.body.clone())
-                            .expect("object"),
-                    )
-                    .await
-                {
-                    Ok(_) => break,
+                let written = match mode {
+                    Recreate::Create => api
+                        .create(
+                            &PostParams::default(),
+                            &serde_json::from_value::<DynamicObject>(object.body.clone())
+                                .expect("object"),
+                        )
+                        .await
+                        .map(|_| ()),
+                    Recreate::Apply => api
+                        .patch(&object.name, &apply, &Patch::Apply(&object.body))
+                        .await
+                        .map(|_| ()),
+                };
+                match written {
+                    Ok(()) => break,
                     Err(kube::Error::Api(s)) if s.code == 409 => {
                         // Still terminating: try again.
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -444,7 +477,6 @@ async fn ceiling(
                     Err(e) => panic!("ceiling: creating {}: {e}", object.key()),
                 }
             }
-            let _ = apply;
             started.elapsed()
         }
     };
@@ -646,6 +678,7 @@ async fn main() {
     let mut noticed = Vec::new();
     let mut lasts = Vec::new();
     let writes_before = writes(&client).await;
+    let cpu_before = cpu_ticks(pid);
     for _ in 0..storms {
         let (mut latencies, started) = storm(&client, &seen, &crd, &custom, &others).await;
         // When a watch (the benchmark's own) learned of each deletion: what any healer that
@@ -665,6 +698,8 @@ async fn main() {
         // Let the KfDefs settle (Available again) before the next storm.
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    // Ticks are 1/100 s on Linux; the settling pauses between storms add little.
+    let cpu_per_storm_ms = (cpu_ticks(pid) - cpu_before) as f64 * 10.0 / storms as f64;
     let storm_writes = kfop::control_plane::metrics::growth(&writes_before, &writes(&client).await);
     let before = writes(&client).await;
     tokio::time::sleep(Duration::from_secs(idle_seconds as u64)).await;
@@ -683,15 +718,23 @@ async fn main() {
     }
 
     // The ceiling, with kfop stopped: the same work done by one client at full concurrency.
+    // Once re-creating with POST, once with server-side apply (the write kfop makes).
     let mut ceilings = Vec::new();
     let mut ceiling_all = Vec::new();
+    let mut apply_ceilings = Vec::new();
+    let mut apply_ceiling_all = Vec::new();
     for _ in 0..storms {
-        let times = ceiling(&client, &crd, &custom, &others).await;
+        let times = ceiling(&client, &crd, &custom, &others, Recreate::Create).await;
         ceilings.push(*times.last().expect("times"));
         ceiling_all.extend(times);
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let times = ceiling(&client, &crd, &custom, &others, Recreate::Apply).await;
+        apply_ceilings.push(*times.last().expect("times"));
+        apply_ceiling_all.extend(times);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     ceiling_all.sort();
+    apply_ceiling_all.sort();
 
     all.sort();
     println!("KfDefs x objects:               {kfdefs} x {per_kfdef} = {total} managed");
@@ -702,24 +745,28 @@ async fn main() {
     println!(
         "storms:                         {storms} x 100 objects deleted at once (a CRD and its 10 custom objects among them)"
     );
-    for (i, (last, ceiling)) in lasts.iter().zip(&ceilings).enumerate() {
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    println!(
+        "ceiling: one client re-creating the same objects at full concurrency, others by POST (create) or server-side apply (apply)"
+    );
+    for (i, last) in lasts.iter().enumerate() {
         println!(
-            "storm {i}: last healed {:7.1} ms   ceiling (one client, full concurrency) {:7.1} ms   ratio {:.2}",
+            "storm {i}: last healed {:7.1} ms   ceiling create {:7.1} ms (ratio {:.2})   apply {:7.1} ms (ratio {:.2})",
             ms(*last),
-            ms(*ceiling),
-            last.as_secs_f64() / ceiling.as_secs_f64().max(1e-9)
+            ms(ceilings[i]),
+            ratio(*last, ceilings[i]),
+            ms(apply_ceilings[i]),
+            ratio(*last, apply_ceilings[i]),
         );
     }
-    println!(
-        "delete -> re-created p50:       {:.1} ms   (ceiling {:.1} ms)",
-        ms(percentile(&all, 0.50)),
-        ms(percentile(&ceiling_all, 0.50))
-    );
-    println!(
-        "delete -> re-created p99:       {:.1} ms   (ceiling {:.1} ms)",
-        ms(percentile(&all, 0.99)),
-        ms(percentile(&ceiling_all, 0.99))
-    );
+    for (name, q) in [("p50", 0.50), ("p99", 0.99)] {
+        println!(
+            "delete -> re-created {name}:       {:.1} ms   (ceiling create {:.1} ms, apply {:.1} ms)",
+            ms(percentile(&all, q)),
+            ms(percentile(&ceiling_all, q)),
+            ms(percentile(&apply_ceiling_all, q))
+        );
+    }
     noticed.sort();
     if !noticed.is_empty() {
         println!(
@@ -729,20 +776,21 @@ async fn main() {
             noticed.len()
         );
     }
-    let mut sorted_ceilings = ceilings.clone();
-    sorted_ceilings.sort();
-    let mut sorted_lasts = lasts.clone();
-    sorted_lasts.sort();
-    println!(
-        "last healed median / ceiling median: {:.1} / {:.1} ms = {:.2}x",
-        ms(sorted_lasts[sorted_lasts.len() / 2]),
-        ms(sorted_ceilings[sorted_ceilings.len() / 2]),
-        sorted_lasts[sorted_lasts.len() / 2].as_secs_f64()
-            / sorted_ceilings[sorted_ceilings.len() / 2]
-                .as_secs_f64()
-                .max(1e-9)
-    );
+    let median = |times: &[Duration]| {
+        let mut sorted = times.to_vec();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    };
+    for (name, ceilings) in [("create", &ceilings), ("apply", &apply_ceilings)] {
+        println!(
+            "last healed median / ceiling ({name}) median: {:.1} / {:.1} ms = {:.2}x",
+            ms(median(&lasts)),
+            ms(median(ceilings)),
+            ratio(median(&lasts), median(ceilings))
+        );
+    }
     println!("failed heal attempts (retried):  {failed_heals}");
+    println!("operator CPU per storm:          {cpu_per_storm_ms:.0} ms (storm and settling)");
     println!(
         "writes during the storms:       {} {storm_writes:?}",
         storm_writes.values().sum::<f64>()

@@ -36,6 +36,11 @@ impl ObjectId {
         wave(&self.group, &self.kind)
     }
 
+    /// Whether this is a Namespace.
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.kind == "Namespace"
+    }
+
     /// Whether this is a CustomResourceDefinition.
     pub fn is_crd(&self) -> bool {
         self.group == "apiextensions.k8s.io" && self.kind == "CustomResourceDefinition"

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod cluster;
+mod execute;
 pub mod inventory;
 pub mod objects;
 pub mod plan;
@@ -25,6 +26,7 @@ use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 use watch::{Triggers, Watches};
 
 pub use reconcile::ReconcileError;
@@ -74,13 +76,13 @@ async fn reconcile(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Error
     let api: Api<KfDef> = Api::namespaced(ctx.client.clone(), &namespace);
     let span =
         tracing::info_span!("reconcile", kfdef = %format!("{namespace}/{}", kfdef.name_any()));
-    let _entered = span.enter();
     finalizer(&api, objects::FINALIZER, kfdef, |event| async {
         match event {
             Finalizer::Apply(kfdef) => reconcile::apply(kfdef, ctx.clone()).await,
             Finalizer::Cleanup(kfdef) => reconcile::cleanup(kfdef, ctx.clone()).await,
         }
     })
+    .instrument(span)
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }

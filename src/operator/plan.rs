@@ -245,7 +245,7 @@ impl DeletingPrerequisites {
             if !matches!(live.get(id), Some(Observed::Present(l)) if l.deleting) {
                 continue;
             }
-            if id.group.is_empty() && id.kind == "Namespace" {
+            if id.is_namespace() {
                 deleting.namespaces.insert(id.name.clone());
             } else if id.is_crd() {
                 let field = |pointer: &str| {
@@ -283,14 +283,12 @@ impl DeletingPrerequisites {
 /// (which must answer for every candidate and every previous entry).
 pub fn plan(
     owner: &Owner,
-    identified: Identified<'_>,
+    identified: &Identified<'_>,
     previous: &[InventoryEntry],
     live: &LiveView,
 ) -> Plan {
-    let Identified {
-        candidates,
-        mut outcomes,
-    } = identified;
+    let candidates = &identified.candidates;
+    let mut outcomes = identified.outcomes.clone();
     let previous_by_id: BTreeMap<&ObjectId, &InventoryEntry> =
         previous.iter().map(|e| (&e.id, e)).collect();
     let unknown = Observed::Unknown("not looked up".into());
@@ -298,13 +296,13 @@ pub fn plan(
         writes: vec![Vec::new(); WAVES as usize],
         ..Default::default()
     };
-    let deleting = DeletingPrerequisites::of(&candidates, live);
+    let deleting = DeletingPrerequisites::of(candidates, live);
     let mut wanted: BTreeMap<ObjectId, InventoryEntry> = BTreeMap::new();
     let mut rendered_by: BTreeMap<ObjectId, String> = BTreeMap::new();
     for candidate in candidates {
         let app_name = outcomes[candidate.app].name.clone();
         let outcome = &mut outcomes[candidate.app];
-        let id = candidate.id;
+        let id = candidate.id.clone();
         if let Some(first) = rendered_by.get(&id) {
             outcome.failed.push(format!(
                 "{id} is rendered twice (also by application {first})"

@@ -4,10 +4,10 @@
 //! the KfDef created. Every decision is `plan`'s or `inventory`'s.
 
 use super::Context;
-use super::cluster::ApplyError;
+use super::execute::{Executor, IN_FLIGHT, Written};
 use super::inventory::{self, Live, LiveView, ObjectId, Observed};
 use super::objects::{FIELD_MANAGER, Owner};
-use super::plan::{self, Heal, Kinds, Plan, Served, Write};
+use super::plan::{self, Heal, Identified, Kinds, Plan, Served, TypeRef};
 use super::status;
 use crate::applications::RenderedApplication;
 use crate::kfdef::{InventoryEntry, KfDef, KfDefStatus};
@@ -19,7 +19,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,14 +43,11 @@ pub enum ReconcileError {
 
 /// How soon a KfDef with unready workloads is looked at again.
 const RECHECK: Duration = Duration::from_secs(3);
-/// Writes (and lookups) in flight at once for one KfDef.
-const IN_FLIGHT: usize = 32;
-/// At most this many plan-and-write passes in one reconcile.
-const MAX_PASSES: usize = 8;
-/// How long a reconcile waits for the CRDs it wrote to be established.
-const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often it looks (custom objects of a re-created CRD wait on it).
-const ESTABLISH_POLL: Duration = Duration::from_millis(10);
+/// A reconcile plans again for deletions it sees for at most this long and this many times
+/// (a storm's deletions arrive over many events); later ones wait for the next reconcile, which
+/// they queue.
+const TAKE_UP_DELETIONS: Duration = Duration::from_secs(10);
+const MAX_PASSES: usize = 1000;
 
 fn owner_of(kfdef: &KfDef) -> Result<Owner, ReconcileError> {
     match (kfdef.uid(), kfdef.namespace()) {
@@ -107,9 +104,9 @@ async fn publish(ctx: &Context, kfdef: &KfDef, type_: EventType, reason: &str, n
 }
 
 /// What discovery says of every kind the render uses; starts a watch on each served one.
-async fn kinds(ctx: &Context, apps: &[RenderedApplication]) -> Kinds {
+async fn kinds(ctx: &Context, types: &BTreeSet<TypeRef>) -> Kinds {
     let mut kinds = Kinds::new();
-    for type_ref in plan::types(apps) {
+    for type_ref in types.iter().cloned() {
         let served = match ctx
             .cluster
             .kind(&type_ref.group, &type_ref.version, &type_ref.kind)
@@ -151,6 +148,12 @@ async fn observe(
             _ => lookups.push((id, version)),
         }
     }
+    if !lookups.is_empty() {
+        tracing::debug!(
+            count = lookups.len(),
+            "looking up objects the watches cannot answer for"
+        );
+    }
     let found: Vec<(ObjectId, Observed)> = futures::stream::iter(lookups)
         .map(|(id, version)| async move {
             let observed = match ctx.cluster.metadata(&id, &version).await {
@@ -166,57 +169,111 @@ async fn observe(
     live.extend(found);
 }
 
-/// The result of executing one write: what the rest of the reconcile needs of it (the object
-/// itself is dropped as soon as it is written: an install holds at most the writes in flight).
-struct Written {
-    id: ObjectId,
-    app: usize,
-    hash: String,
-    heal: Option<Heal>,
-    result: Result<(), ApplyError>,
+/// Whether objects of KfDef `uid` went missing that no plan of this reconcile has seen yet.
+fn unplanned_deletions(
+    ctx: &Context,
+    uid: &str,
+    known_missing: &HashSet<ObjectId>,
+    written_live: &LiveView,
+) -> bool {
+    ctx.watches
+        .missing(uid)
+        .iter()
+        .any(|id| !known_missing.contains(id) && !written_live.contains_key(id))
 }
 
-impl Written {
-    fn new(ctx: &Context, write: Write, result: Result<Option<String>, ApplyError>) -> Self {
-        let result = result.map(|version| {
-            if let Some(version) = version {
-                ctx.watches.wrote(&write.object.id, version);
-            }
-        });
+/// What one reconcile plans from: the render and the previous inventory, identified once for
+/// the kinds the cluster serves (again only when those change).
+struct Planner<'a> {
+    ctx: &'a Context,
+    owner: &'a Owner,
+    apps: &'a [RenderedApplication],
+    types: BTreeSet<TypeRef>,
+    previous: &'a [InventoryEntry],
+    identified: Option<(Kinds, Identified<'a>)>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        ctx: &'a Context,
+        owner: &'a Owner,
+        apps: &'a [RenderedApplication],
+        previous: &'a [InventoryEntry],
+    ) -> Self {
         Self {
-            id: write.object.id,
-            app: write.app,
-            hash: write.object.hash,
-            heal: write.heal,
-            result,
+            ctx,
+            owner,
+            apps,
+            types: plan::types(apps),
+            previous,
+            identified: None,
         }
     }
-}
 
-/// Executes a plan's writes wave by wave (each wave's writes concurrently, bounded), waiting for
-/// the CRDs written to be established before the next wave. Takes the writes out of the plan.
-async fn execute_writes(ctx: &Context, plan: &mut Plan) -> Vec<Written> {
-    let mut done = Vec::new();
-    for wave in std::mem::take(&mut plan.writes) {
-        let results: Vec<Written> = futures::stream::iter(wave)
-            .map(|write| async move {
-                let result = ctx.cluster.apply(&write.object).await;
-                Written::new(ctx, write, result)
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
-        let crds: Vec<ObjectId> = results
+    /// Plans the whole render, or `only` some objects (with the render's Namespaces and CRDs,
+    /// which decide whether those can be written yet: such a plan is good for its writes alone).
+    /// What this reconcile wrote already is taken as live (its watch events may still be on
+    /// their way).
+    async fn plan(&mut self, written_live: &LiveView, only: Option<&HashSet<ObjectId>>) -> Plan {
+        let kinds = kinds(self.ctx, &self.types).await;
+        let identified = match self.identified.take() {
+            Some((known, identified)) if known == kinds => (known, identified),
+            _ => {
+                let identified = plan::identify(self.owner, self.apps, &kinds);
+                (kinds, identified)
+            }
+        };
+        let identified = &self.identified.insert(identified).1;
+        let in_scope = |id: &ObjectId| {
+            only.is_none_or(|only| only.contains(id) || id.is_crd() || id.is_namespace())
+        };
+        let (partial, filtered);
+        let (identified, previous): (&Identified, &[InventoryEntry]) = match only {
+            None => (identified, self.previous),
+            Some(_) => {
+                partial = Identified {
+                    candidates: identified
+                        .candidates
+                        .iter()
+                        .filter(|c| in_scope(&c.id))
+                        .cloned()
+                        .collect(),
+                    outcomes: identified.outcomes.clone(),
+                };
+                filtered = self
+                    .previous
+                    .iter()
+                    .filter(|e| in_scope(&e.id))
+                    .cloned()
+                    .collect::<Vec<_>>();
+                (&partial, &filtered)
+            }
+        };
+        let previous_by_id: BTreeMap<&ObjectId, &InventoryEntry> =
+            previous.iter().map(|e| (&e.id, e)).collect();
+        let wanted = identified
+            .candidates
             .iter()
-            .filter(|w| w.result.is_ok() && w.id.is_crd())
-            .map(|w| w.id.clone())
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.version.clone(),
+                    previous_by_id.get(&c.id).copied(),
+                )
+            })
+            .chain(
+                previous
+                    .iter()
+                    .map(|e| (e.id.clone(), e.version.clone(), Some(e))),
+            )
+            .collect::<Vec<_>>();
+        let mut live: LiveView = wanted
+            .iter()
+            .filter_map(|(id, _, _)| Some((id.clone(), written_live.get(id)?.clone())))
             .collect();
-        done.extend(results);
-        if !crds.is_empty() {
-            wait_established(ctx, &crds).await;
-        }
+        observe(self.ctx, &mut live, wanted).await;
+        plan::plan(self.owner, identified, previous, &live)
     }
-    done
 }
 
 /// Whether a pending message says a kind is not served (it may be once a CRD is established).
@@ -248,70 +305,116 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             .map(|s| s.inventory.as_slice())
             .unwrap_or_default(),
     );
-    let previous_by_id: BTreeMap<&ObjectId, &InventoryEntry> =
-        previous.iter().map(|e| (&e.id, e)).collect();
 
-    // Plan, execute; again when CRDs written in this pass make more kinds resolvable, or when
-    // more objects went missing meanwhile (a storm of deletions is healed in this reconcile,
-    // not one reconcile per wave of events).
+    // Plan and execute. Objects that go missing meanwhile are planned on their own as their
+    // deletions are seen, and their writes join those in flight (a storm of deletions is healed
+    // in this reconcile, each object as soon as it is seen gone); once the writes are done, a
+    // full plan again, for the status and for CRDs that made more kinds resolvable.
+    let reconciling = ctx.watches.reconciling(&owner);
+    let mut planner = Planner::new(&ctx, &owner, &apps, &previous);
     let mut written_live = LiveView::new();
     let mut written: Vec<Written> = Vec::new();
-    let mut plan;
-    let mut pass = 0;
+    let mut executor = Executor::new(&ctx);
+    let mut deletions = ctx.watches.deletions();
+    let mut known_missing: HashSet<ObjectId> = HashSet::new();
+    let mut plan = Plan::default();
+    let mut passes = 0;
+    let mut wrote_crds = false;
+    // What to plan next: everything (`Some(None)`), some objects, or nothing. Objects already
+    // seen missing come first, on their own.
+    let missing: HashSet<ObjectId> = ctx.watches.missing(&owner.uid).into_iter().collect();
+    let mut next = Some((!missing.is_empty()).then_some(missing));
+    let mut partial_since_full = false;
+    let mut planned_all = false;
+    let mut deletions_open = true;
+    let took_up = std::time::Instant::now();
     loop {
-        let kinds = kinds(&ctx, &apps).await;
-        let identified = plan::identify(&owner, &apps, &kinds);
-        let wanted = identified
-            .candidates
-            .iter()
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    c.version.clone(),
-                    previous_by_id.get(&c.id).copied(),
-                )
-            })
-            .chain(
-                previous
-                    .iter()
-                    .map(|e| (e.id.clone(), e.version.clone(), Some(e))),
-            )
-            .collect();
-        // What kfop wrote in this reconcile is what the next pass sees (its watch event may
-        // still be on its way): nothing is written twice.
-        let mut live = written_live.clone();
-        let missing_before: HashSet<ObjectId> =
-            ctx.watches.missing(&owner.uid).into_iter().collect();
-        observe(&ctx, &mut live, wanted).await;
-        plan = plan::plan(&owner, identified, &previous, &live);
-        let results = execute_writes(&ctx, &mut plan).await;
-        let wrote_crds = results.iter().any(|w| w.result.is_ok() && w.id.is_crd());
-        for done in &results {
-            if done.result.is_ok() {
+        if let Some(only) = next.take() {
+            passes += 1;
+            deletions.borrow_and_update();
+            if only.is_none() {
+                reconciling.look();
+            }
+            known_missing.extend(ctx.watches.missing(&owner.uid));
+            let pass = planner.plan(&written_live, only.as_ref()).await;
+            tracing::debug!(kfdef = %label, passes, partial = only.is_some(), writes = pass.all_writes().count(), "planned");
+            let adopted: HashSet<&ObjectId> = pass
+                .inventory
+                .iter()
+                .filter(|e| e.adopted == Some(true))
+                .map(|e| &e.id)
+                .collect();
+            for write in pass.all_writes() {
+                let id = &write.object.id;
                 written_live.insert(
-                    done.id.clone(),
+                    id.clone(),
                     Observed::Present(Live {
                         kfdef_uid: Some(owner.uid.clone()),
-                        hash: Some(done.hash.clone()),
-                        adopted: plan
-                            .inventory
-                            .iter()
-                            .any(|e| e.id == done.id && e.adopted == Some(true)),
+                        hash: Some(write.object.hash.clone()),
+                        adopted: adopted.contains(id),
                         ..Default::default()
                     }),
                 );
             }
+            let writes = match only {
+                Some(_) => {
+                    // A plan that writes nothing leaves the last full plan true.
+                    partial_since_full |= pass.all_writes().next().is_some();
+                    pass.writes
+                }
+                None => {
+                    wrote_crds = false;
+                    partial_since_full = false;
+                    planned_all = true;
+                    plan = pass;
+                    std::mem::take(&mut plan.writes)
+                }
+            };
+            executor.add(writes);
         }
-        written.extend(results);
-        pass += 1;
-        let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
-        let missing_meanwhile = ctx
-            .watches
-            .missing(&owner.uid)
-            .iter()
-            .any(|id| !missing_before.contains(id) && !written_live.contains_key(id));
-        if pass >= MAX_PASSES || !(kinds_to_resolve || missing_meanwhile) {
-            break;
+        let may_replan = passes < MAX_PASSES && took_up.elapsed() < TAKE_UP_DELETIONS;
+        let finished = tokio::select! {
+            finished = executor.next() => finished,
+            changed = deletions.changed(), if may_replan && deletions_open => {
+                deletions_open = changed.is_ok();
+                if deletions_open
+                    && unplanned_deletions(&ctx, &owner.uid, &known_missing, &written_live)
+                {
+                    // Everything missing and not written yet: what a deletion blocked (a custom
+                    // object of a CRD being deleted) is written once the blocker is re-created.
+                    next = Some(Some(
+                        ctx.watches
+                            .missing(&owner.uid)
+                            .into_iter()
+                            .filter(|id| !written_live.contains_key(id))
+                            .collect(),
+                    ));
+                }
+                continue;
+            }
+        };
+        match finished {
+            Some(done) => {
+                match &done.result {
+                    // A later pass may try it again.
+                    Err(_) => {
+                        written_live.remove(&done.id);
+                    }
+                    Ok(()) => wrote_crds |= done.id.is_crd(),
+                }
+                written.push(done);
+            }
+            None => {
+                let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
+                let unplanned =
+                    unplanned_deletions(&ctx, &owner.uid, &known_missing, &written_live);
+                // The status needs a plan of everything: there is always one.
+                let again = partial_since_full || kinds_to_resolve || unplanned;
+                if planned_all && !(may_replan && again) {
+                    break;
+                }
+                next = Some(None);
+            }
         }
     }
     let mut outcomes = plan.outcomes.clone();
@@ -532,29 +635,6 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     Ok(Action::requeue(next))
 }
 
-async fn wait_established(ctx: &Context, crds: &[ObjectId]) {
-    let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
-    futures::stream::iter(crds)
-        .for_each_concurrent(IN_FLIGHT, |id| async move {
-            loop {
-                let established = ctx
-                    .cluster
-                    .get(id, "v1")
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|o| serde_json::to_value(o).ok())
-                    .and_then(|v| status::readiness(&v))
-                    .unwrap_or(false);
-                if established || tokio::time::Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(ESTABLISH_POLL).await;
-            }
-        })
-        .await;
-}
-
 /// Writes the status (the caller skips it when nothing changed: an idle install writes nothing).
 async fn write_status(
     ctx: &Context,
@@ -611,7 +691,7 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
                     }
                     // The KfDef's own namespace cannot go before the KfDef does: it is
                     // deleted, and finishes once the finalizer is removed.
-                    if id.group.is_empty() && id.kind == "Namespace" && id.name == owner.namespace {
+                    if id.is_namespace() && id.name == owner.namespace {
                         return None;
                     }
                     match ctx.cluster.metadata(&id, &version).await {

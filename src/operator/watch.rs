@@ -14,13 +14,29 @@ use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
-/// Queues KfDefs for a reconcile, at most once each until the controller takes them.
+/// What the triggers know of one KfDef.
+#[derive(Debug, Default)]
+struct TriggerState {
+    /// A trigger is queued and the controller has not taken it yet.
+    queued: bool,
+    /// Its reconcile is running: triggers are held until it ends.
+    running: bool,
+    /// Triggers fired so far (a reconcile compares it with what it had seen).
+    fired: u64,
+    /// A trigger was held while the reconcile ran.
+    held: bool,
+}
+
+/// Queues KfDefs for a reconcile, at most once each until the controller takes them. While a
+/// KfDef's reconcile runs, its triggers are held: the reconcile takes up deletions itself, and
+/// when it ends, a trigger it had not seen before its last look at the cluster is queued then.
 pub struct Triggers {
-    queued: Mutex<HashSet<ObjectRef<KfDef>>>,
+    states: Mutex<HashMap<ObjectRef<KfDef>, TriggerState>>,
     sender: mpsc::UnboundedSender<ObjectRef<KfDef>>,
 }
 
@@ -32,7 +48,7 @@ impl Triggers {
     ) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let triggers = Arc::new(Self {
-            queued: Mutex::new(HashSet::new()),
+            states: Mutex::new(HashMap::new()),
             sender,
         });
         let taken = triggers.clone();
@@ -40,22 +56,89 @@ impl Triggers {
             let taken = taken.clone();
             async move {
                 let next = receiver.recv().await?;
-                if let Ok(mut queued) = taken.queued.lock() {
-                    queued.remove(&next);
-                }
+                taken.update(&next, |state| {
+                    state.queued = false;
+                    false
+                });
                 Some((next, receiver))
             }
         });
         (triggers, stream)
     }
 
-    /// Queues `kfdef` unless it is queued already.
-    pub fn fire(&self, kfdef: &ObjectRef<KfDef>) {
-        if let Ok(mut queued) = self.queued.lock()
-            && queued.insert(kfdef.clone())
-        {
+    /// Applies `change` to the state of `kfdef`, then queues it if the state asks for it
+    /// (forgetting states with nothing in them).
+    fn update(&self, kfdef: &ObjectRef<KfDef>, change: impl FnOnce(&mut TriggerState) -> bool) {
+        let Ok(mut states) = self.states.lock() else {
+            return;
+        };
+        let state = states.entry(kfdef.clone()).or_default();
+        if change(state) && !state.queued {
+            state.queued = true;
             let _ = self.sender.send(kfdef.clone());
         }
+        if !state.queued && !state.running {
+            states.remove(kfdef);
+        }
+    }
+
+    /// Queues `kfdef` unless it is queued already (or holds the trigger while it reconciles).
+    pub fn fire(&self, kfdef: &ObjectRef<KfDef>) {
+        self.update(kfdef, |state| {
+            state.fired += 1;
+            state.held |= state.running;
+            !state.running
+        });
+    }
+
+    /// Marks `kfdef` as reconciling until the returned guard is dropped.
+    pub fn reconciling(self: &Arc<Self>, kfdef: ObjectRef<KfDef>) -> Reconciling {
+        let mut fired = 0;
+        self.update(&kfdef, |state| {
+            state.running = true;
+            fired = state.fired;
+            false
+        });
+        Reconciling {
+            triggers: self.clone(),
+            kfdef,
+            seen: AtomicU64::new(fired),
+        }
+    }
+}
+
+/// A KfDef's reconcile in progress: its triggers are held until this is dropped; then one is
+/// queued if any fired after [`Reconciling::look`].
+pub struct Reconciling {
+    triggers: Arc<Triggers>,
+    kfdef: ObjectRef<KfDef>,
+    seen: AtomicU64,
+}
+
+impl Reconciling {
+    /// Records that the reconcile looks at the cluster now: triggers fired so far are taken up.
+    pub fn look(&self) {
+        let fired = self
+            .triggers
+            .states
+            .lock()
+            .ok()
+            .and_then(|states| states.get(&self.kfdef).map(|s| s.fired));
+        if let Some(fired) = fired {
+            self.seen.store(fired, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Reconciling {
+    fn drop(&mut self) {
+        let seen = self.seen.load(Ordering::SeqCst);
+        self.triggers.update(&self.kfdef, |state| {
+            state.running = false;
+            let again = state.held && state.fired != seen;
+            state.held = false;
+            again
+        });
     }
 }
 
@@ -74,6 +157,8 @@ struct Shared {
     missing_since: Mutex<HashMap<ObjectId, (String, Instant)>>,
     /// The resource version of kfop's last write of each object, until its event arrives.
     own_writes: Mutex<HashMap<ObjectId, String>>,
+    /// Counts the deletions seen: a reconcile in progress takes up new ones at once.
+    deletions: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -102,6 +187,8 @@ impl Shared {
                 .entry(id)
                 .or_insert_with(|| (uid.to_string(), Instant::now()));
         }
+        self.deletions
+            .send_modify(|count| *count = count.wrapping_add(1));
         self.fire(uid);
     }
 }
@@ -124,6 +211,7 @@ impl Watches {
                 owners: RwLock::new(HashMap::new()),
                 missing_since: Mutex::new(HashMap::new()),
                 own_writes: Mutex::new(HashMap::new()),
+                deletions: watch::channel(0).0,
             }),
         }
     }
@@ -164,6 +252,18 @@ impl Watches {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Holds the triggers of the KfDef `owner` while it reconciles (see [`Triggers`]).
+    pub fn reconciling(&self, owner: &Owner) -> Reconciling {
+        self.shared
+            .triggers
+            .reconciling(ObjectRef::new(&owner.name).within(&owner.namespace))
+    }
+
+    /// Changes whenever a managed object is seen deleted.
+    pub fn deletions(&self) -> watch::Receiver<u64> {
+        self.shared.deletions.subscribe()
     }
 
     /// How long ago `id` was seen deleted, if it was (and forgets it: it is back).
@@ -335,5 +435,66 @@ impl Watches {
             }
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn kfdef(name: &str) -> ObjectRef<KfDef> {
+        ObjectRef::new(name).within("ns")
+    }
+
+    /// What the stream holds now, without waiting.
+    fn queued(stream: &mut (impl Stream<Item = ObjectRef<KfDef>> + Unpin)) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(Some(next)) = stream.next().now_or_never() {
+            names.push(next.name);
+        }
+        names
+    }
+
+    #[test]
+    fn a_kfdef_is_queued_once_until_taken() {
+        let (triggers, stream) = Triggers::new();
+        let mut stream = Box::pin(stream);
+        triggers.fire(&kfdef("a"));
+        triggers.fire(&kfdef("a"));
+        triggers.fire(&kfdef("b"));
+        assert_eq!(queued(&mut stream), ["a", "b"]);
+        triggers.fire(&kfdef("a"));
+        assert_eq!(queued(&mut stream), ["a"]);
+    }
+
+    #[test]
+    fn triggers_are_held_while_reconciling_and_queued_after_if_not_seen() {
+        let (triggers, stream) = Triggers::new();
+        let mut stream = Box::pin(stream);
+        let reconciling = triggers.reconciling(kfdef("a"));
+        triggers.fire(&kfdef("a"));
+        triggers.fire(&kfdef("b"));
+        assert_eq!(queued(&mut stream), ["b"], "a is held");
+        drop(reconciling);
+        assert_eq!(queued(&mut stream), ["a"], "fired after the reconcile last looked");
+    }
+
+    #[test]
+    fn triggers_the_reconcile_took_up_are_dropped() {
+        let (triggers, stream) = Triggers::new();
+        let mut stream = Box::pin(stream);
+        let reconciling = triggers.reconciling(kfdef("a"));
+        triggers.fire(&kfdef("a"));
+        reconciling.look();
+        drop(reconciling);
+        assert!(queued(&mut stream).is_empty());
+        // Once it is over, triggers are queued again at once.
+        triggers.fire(&kfdef("a"));
+        assert_eq!(queued(&mut stream), ["a"]);
+        assert!(
+            triggers.states.lock().is_ok_and(|s| s.is_empty()),
+            "nothing is kept of a KfDef neither queued nor reconciling"
+        );
     }
 }

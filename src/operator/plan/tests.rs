@@ -141,7 +141,7 @@ impl Sim {
                 (id.clone(), observed)
             })
             .collect();
-        plan(&owner(), identified, &self.inventory, &view)
+        plan(&owner(), &identified, &self.inventory, &view)
     }
 
     /// Executes a plan as the API server would: writes set kfop's labels and hash, prunes
@@ -603,7 +603,7 @@ fn an_object_that_cannot_be_looked_up_is_neither_written_nor_pruned() {
     let apps = [app("a", vec![config_map("one", "1")])];
     let identified = identify(&owner(), &apps, &sim.kinds);
     let view: LiveView = [(cm_id("one"), Observed::Unknown("connection refused".into()))].into();
-    let plan = plan(&owner(), identified, &sim.inventory, &view);
+    let plan = plan(&owner(), &identified, &sim.inventory, &view);
     assert_eq!(plan.all_writes().count(), 0);
     assert!(plan.prune.is_empty());
     assert_eq!(entry_names(&plan.inventory), ["one", "two"]);
