@@ -477,7 +477,11 @@ mod tests {
         triggers.fire(&kfdef("b"));
         assert_eq!(queued(&mut stream), ["b"], "a is held");
         drop(reconciling);
-        assert_eq!(queued(&mut stream), ["a"], "fired after the reconcile last looked");
+        assert_eq!(
+            queued(&mut stream),
+            ["a"],
+            "fired after the reconcile last looked"
+        );
     }
 
     #[test]
