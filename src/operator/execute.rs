@@ -28,6 +28,9 @@ pub struct Written {
     pub id: ObjectId,
     pub app: usize,
     pub heal: Option<Heal>,
+    /// For a heal of a deleted object: how long it was gone (from the deletion's watch event
+    /// to the write's answer).
+    pub gone_for: Option<Duration>,
     pub result: Result<(), ApplyError>,
 }
 
@@ -113,12 +116,19 @@ impl<'c> Executor<'c> {
                             ctx.watches.wrote(&write.object.id, version);
                         }
                     });
+                    // Written: whatever deletion of it was seen is over.
+                    let gone_for = result
+                        .is_ok()
+                        .then(|| ctx.watches.back(&write.object.id))
+                        .flatten()
+                        .filter(|_| write.heal.is_some());
                     Step::Written {
                         wave,
                         written: Written {
                             id: write.object.id,
                             app: write.app,
                             heal: write.heal,
+                            gone_for,
                             result,
                         },
                     }

@@ -169,17 +169,44 @@ async fn observe(
     live.extend(found);
 }
 
-/// Whether objects of KfDef `uid` went missing that no plan of this reconcile has seen yet.
-fn unplanned_deletions(
-    ctx: &Context,
-    uid: &str,
-    known_missing: &HashSet<ObjectId>,
-    written_live: &LiveView,
-) -> bool {
-    ctx.watches
-        .missing(uid)
-        .iter()
-        .any(|id| !known_missing.contains(id) && !written_live.contains_key(id))
+/// What one reconcile knows of its KfDef's deletions: what it wrote (taken as live by later
+/// plans), what it had seen missing, and what it had put back.
+#[derive(Default)]
+struct Deletions {
+    written_live: LiveView,
+    known_missing: HashSet<ObjectId>,
+    put_back: HashSet<ObjectId>,
+}
+
+impl Deletions {
+    /// The objects of KfDef `uid` seen missing now. One this reconcile had put back was deleted
+    /// again: it is no longer taken as written, so that it is planned again.
+    fn missing(&mut self, ctx: &Context, uid: &str) -> Vec<ObjectId> {
+        let missing = ctx.watches.missing(uid);
+        for id in &missing {
+            if self.put_back.remove(id) {
+                self.written_live.remove(id);
+                self.known_missing.remove(id);
+            }
+        }
+        missing
+    }
+
+    /// Whether objects went missing that no plan of this reconcile has seen yet.
+    fn unplanned(&mut self, ctx: &Context, uid: &str) -> bool {
+        self.missing(ctx, uid)
+            .iter()
+            .any(|id| !self.known_missing.contains(id) && !self.written_live.contains_key(id))
+    }
+
+    /// Everything missing and not written yet (what a deletion blocked, such as a custom object
+    /// of a CRD being deleted, is planned again once the blocker is re-created).
+    fn unwritten(&mut self, ctx: &Context, uid: &str) -> HashSet<ObjectId> {
+        self.missing(ctx, uid)
+            .into_iter()
+            .filter(|id| !self.written_live.contains_key(id))
+            .collect()
+    }
 }
 
 /// What one reconcile plans from: the render and the previous inventory, identified once for
@@ -312,11 +339,10 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     // full plan again, for the status and for CRDs that made more kinds resolvable.
     let reconciling = ctx.watches.reconciling(&owner);
     let mut planner = Planner::new(&ctx, &owner, &apps, &previous);
-    let mut written_live = LiveView::new();
+    let mut seen = Deletions::default();
     let mut written: Vec<Written> = Vec::new();
     let mut executor = Executor::new(&ctx);
     let mut deletions = ctx.watches.deletions();
-    let mut known_missing: HashSet<ObjectId> = HashSet::new();
     let mut plan = Plan::default();
     let mut passes = 0;
     let mut wrote_crds = false;
@@ -335,8 +361,9 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             if only.is_none() {
                 reconciling.look();
             }
-            known_missing.extend(ctx.watches.missing(&owner.uid));
-            let pass = planner.plan(&written_live, only.as_ref()).await;
+            let missing = seen.missing(&ctx, &owner.uid);
+            seen.known_missing.extend(missing);
+            let pass = planner.plan(&seen.written_live, only.as_ref()).await;
             tracing::debug!(kfdef = %label, passes, partial = only.is_some(), writes = pass.all_writes().count(), "planned");
             let adopted: HashSet<&ObjectId> = pass
                 .inventory
@@ -346,7 +373,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                 .collect();
             for write in pass.all_writes() {
                 let id = &write.object.id;
-                written_live.insert(
+                seen.written_live.insert(
                     id.clone(),
                     Observed::Present(Live {
                         kfdef_uid: Some(owner.uid.clone()),
@@ -377,18 +404,8 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             finished = executor.next() => finished,
             changed = deletions.changed(), if may_replan && deletions_open => {
                 deletions_open = changed.is_ok();
-                if deletions_open
-                    && unplanned_deletions(&ctx, &owner.uid, &known_missing, &written_live)
-                {
-                    // Everything missing and not written yet: what a deletion blocked (a custom
-                    // object of a CRD being deleted) is written once the blocker is re-created.
-                    next = Some(Some(
-                        ctx.watches
-                            .missing(&owner.uid)
-                            .into_iter()
-                            .filter(|id| !written_live.contains_key(id))
-                            .collect(),
-                    ));
+                if deletions_open && seen.unplanned(&ctx, &owner.uid) {
+                    next = Some(Some(seen.unwritten(&ctx, &owner.uid)));
                 }
                 continue;
             }
@@ -398,16 +415,18 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                 match &done.result {
                     // A later pass may try it again.
                     Err(_) => {
-                        written_live.remove(&done.id);
+                        seen.written_live.remove(&done.id);
                     }
-                    Ok(()) => wrote_crds |= done.id.is_crd(),
+                    Ok(()) => {
+                        wrote_crds |= done.id.is_crd();
+                        seen.put_back.insert(done.id.clone());
+                    }
                 }
                 written.push(done);
             }
             None => {
                 let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
-                let unplanned =
-                    unplanned_deletions(&ctx, &owner.uid, &known_missing, &written_live);
+                let unplanned = seen.unplanned(&ctx, &owner.uid);
                 // The status needs a plan of everything: there is always one.
                 let again = partial_since_full || kinds_to_resolve || unplanned;
                 if planned_all && !(may_replan && again) {
@@ -432,7 +451,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             Ok(()) => {
                 count += 1;
                 if let Some(heal) = done.heal {
-                    let latency = ctx.watches.back(id);
+                    let latency = done.gone_for;
                     let what = match heal {
                         Heal::Missing => "re-created",
                         Heal::Changed => "set back",
