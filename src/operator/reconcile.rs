@@ -192,20 +192,20 @@ impl Deletions {
         missing
     }
 
-    /// Whether objects went missing that no plan of this reconcile has seen yet.
-    fn unplanned(&mut self, ctx: &Context, uid: &str) -> bool {
-        self.missing(ctx, uid)
+    /// When objects went missing that no plan of this reconcile has seen yet: everything missing
+    /// and not written yet, to plan (what a deletion blocked, such as a custom object of a CRD
+    /// being deleted, is planned again once the blocker is re-created).
+    fn unplanned(&mut self, ctx: &Context, uid: &str) -> Option<HashSet<ObjectId>> {
+        let missing = self.missing(ctx, uid);
+        missing
             .iter()
             .any(|id| !self.known_missing.contains(id) && !self.written_live.contains_key(id))
-    }
-
-    /// Everything missing and not written yet (what a deletion blocked, such as a custom object
-    /// of a CRD being deleted, is planned again once the blocker is re-created).
-    fn unwritten(&mut self, ctx: &Context, uid: &str) -> HashSet<ObjectId> {
-        self.missing(ctx, uid)
-            .into_iter()
-            .filter(|id| !self.written_live.contains_key(id))
-            .collect()
+            .then(|| {
+                missing
+                    .into_iter()
+                    .filter(|id| !self.written_live.contains_key(id))
+                    .collect()
+            })
     }
 }
 
@@ -348,8 +348,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let mut wrote_crds = false;
     // What to plan next: everything (`Some(None)`), some objects, or nothing. Objects already
     // seen missing come first, on their own.
-    let missing: HashSet<ObjectId> = ctx.watches.missing(&owner.uid).into_iter().collect();
-    let mut next = Some((!missing.is_empty()).then_some(missing));
+    let mut next = Some(seen.unplanned(&ctx, &owner.uid));
     let mut partial_since_full = false;
     let mut planned_all = false;
     let mut deletions_open = true;
@@ -404,8 +403,8 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             finished = executor.next() => finished,
             changed = deletions.changed(), if may_replan && deletions_open => {
                 deletions_open = changed.is_ok();
-                if deletions_open && seen.unplanned(&ctx, &owner.uid) {
-                    next = Some(Some(seen.unwritten(&ctx, &owner.uid)));
+                if deletions_open && let Some(only) = seen.unplanned(&ctx, &owner.uid) {
+                    next = Some(Some(only));
                 }
                 continue;
             }
@@ -426,7 +425,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             }
             None => {
                 let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
-                let unplanned = seen.unplanned(&ctx, &owner.uid);
+                let unplanned = seen.unplanned(&ctx, &owner.uid).is_some();
                 // The status needs a plan of everything: there is always one.
                 let again = partial_since_full || kinds_to_resolve || unplanned;
                 if planned_all && !(may_replan && again) {
