@@ -4,8 +4,11 @@
 //! its custom objects along). For each storm: the time from the deletions to every object being
 //! back (last healed) and each object's delete → re-created latency (p50/p99). In the same run,
 //! with kfop stopped, one client deletes and re-creates the same 100 objects at full concurrency:
-//! the API server's own ceiling for that work. Also the operator's peak RSS, the write requests of
-//! the storms and of an idle window.
+//! the API server's own ceiling for that work. kfop's heals and the ceiling's writes are timed by
+//! the same observer (the benchmark's watches; list polls for custom objects). Also when the
+//! deleted CRD was gone (the API server deletes its custom objects first), the CPU the control
+//! plane spent per storm in both, the operator's CPU and peak RSS, the write requests of the
+//! storms and of an idle window.
 //!
 //! Run with `hack/bench-self-heal.sh` (or `cargo bench --bench self_heal`). `KFDEFS`,
 //! `OBJECTS_PER_KFDEF` (≥ 80), `STORMS` and `IDLE_SECONDS` override the sizes; `KFOP_BIN` runs
@@ -84,6 +87,19 @@ fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
     };
     field(11) + field(12)
+}
+
+/// The pid of the process named `name` (the local control plane's, e.g. `kube-apiserver`).
+fn pid_of(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let entry = entry.ok()?;
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        // The command line's first word (`comm` is cut at 15 characters).
+        let command = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let program = command.split(|b| *b == 0).next()?;
+        let program = std::path::Path::new(std::str::from_utf8(program).ok()?).file_name()?;
+        (program == name).then_some(pid)
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -333,33 +349,30 @@ async fn uid_of(client: &Client, object: &Object) -> Option<String> {
         .and_then(|m| m.uid())
 }
 
-/// One storm against kfop: deletes the 100 objects at once, returns each object's time from the
-/// deletions to its re-creation, and when the deletions started.
-async fn storm(
-    client: &Client,
-    seen: &Seen,
-    crd: &Object,
-    custom: &[Object],
-    others: &[Object],
-) -> (Vec<Duration>, Instant) {
-    let everything: Vec<&Object> = std::iter::once(crd).chain(custom).chain(others).collect();
-    let before: Vec<(String, String)> = futures::future::join_all(
+/// Every object of a storm as it is before it: key → uid.
+async fn uids_before(client: &Client, everything: &[&Object]) -> Vec<(String, String)> {
+    futures::future::join_all(
         everything
             .iter()
             .map(|o| async move { (o.key(), uid_of(client, o).await.unwrap_or_default()) }),
     )
-    .await;
-    let started = Instant::now();
-    let deletions = std::iter::once(crd).chain(others).map(|o| async move {
-        let _ = o
-            .api(client)
-            .delete(&o.name, &DeleteParams::default())
-            .await;
-    });
-    futures::future::join_all(deletions).await;
-    // Custom objects: polled. A list sent while the CRD is being re-created can be held by the
-    // API server for a second, so polls overlap (one sent every tick, each answered on its own):
-    // an object counts as back when the first answer that shows it arrives.
+    .await
+}
+
+/// Waits until every object of `before` is back (another uid), as the benchmark sees it: its
+/// watches, and for custom objects (whose watch breaks while their CRD is gone) list polls.
+/// Returns each object's time from `started` to the moment it was seen back. kfop's heals and
+/// the ceiling's writes are both timed this way.
+async fn observe_back(
+    client: &Client,
+    seen: &Seen,
+    custom: &[Object],
+    before: &[(String, String)],
+    started: Instant,
+) -> Vec<Duration> {
+    // A list sent while the CRD is being re-created can be held by the API server for a second,
+    // so polls overlap (one sent every tick, each answered on its own): an object counts as back
+    // when the first answer that shows it arrives.
     let custom_before: HashMap<String, String> = before
         .iter()
         .filter(|(k, _)| k.starts_with("Widget/"))
@@ -424,6 +437,30 @@ async fn storm(
         .map(|(k, _)| seen[k].1 - started)
         .collect();
     latencies.extend(custom_back.values().map(|at| *at - started));
+    latencies.sort();
+    latencies
+}
+
+/// One storm against kfop: deletes the 100 objects at once, returns each object's time from the
+/// deletions to its re-creation (sorted), and when the deletions started.
+async fn storm(
+    client: &Client,
+    seen: &Seen,
+    crd: &Object,
+    custom: &[Object],
+    others: &[Object],
+) -> (Vec<Duration>, Instant) {
+    let everything: Vec<&Object> = std::iter::once(crd).chain(custom).chain(others).collect();
+    let before = uids_before(client, &everything).await;
+    let started = Instant::now();
+    let deletions = std::iter::once(crd).chain(others).map(|o| async move {
+        let _ = o
+            .api(client)
+            .delete(&o.name, &DeleteParams::default())
+            .await;
+    });
+    futures::future::join_all(deletions).await;
+    let latencies = observe_back(client, seen, custom, &before, started).await;
     (latencies, started)
 }
 
@@ -437,16 +474,29 @@ enum Recreate {
     Apply,
 }
 
+/// The API server's ceiling for one storm, with kfop stopped.
+struct Ceiling {
+    /// Each object's time from the deletions to being seen back, as [`observe_back`] sees
+    /// kfop's heals (sorted).
+    seen: Vec<Duration>,
+    /// The time from the deletions to the answer of the client's last write.
+    last_written: Duration,
+    started: Instant,
+}
+
 /// The API server's ceiling for one storm: one client deletes the same objects and re-creates
 /// them at full concurrency (the CRD: deleted, gone, created, established, then its custom
-/// objects). Returns each object's time from the deletions to its re-creation.
+/// objects), timed by the same observer as kfop's heals.
 async fn ceiling(
     client: &Client,
+    seen: &Seen,
     crd: &Object,
     custom: &[Object],
     others: &[Object],
     mode: Recreate,
-) -> Vec<Duration> {
+) -> Ceiling {
+    let everything: Vec<&Object> = std::iter::once(crd).chain(custom).chain(others).collect();
+    let before = uids_before(client, &everything).await;
     let apply = PatchParams::apply("ceiling").force();
     let started = Instant::now();
     let recreate = |object: &Object| {
@@ -529,13 +579,26 @@ async fn ceiling(
         .chain([crd_back])
         .collect::<Vec<Duration>>()
     };
-    let (mut times, others) = futures::join!(
-        crd_chain,
-        futures::future::join_all(others.iter().map(recreate))
+    let written = async {
+        let (crd_chain, others) = futures::join!(
+            crd_chain,
+            futures::future::join_all(others.iter().map(recreate))
+        );
+        crd_chain
+            .into_iter()
+            .chain(others)
+            .max()
+            .unwrap_or_default()
+    };
+    let (last_written, seen) = futures::join!(
+        written,
+        observe_back(client, seen, custom, &before, started)
     );
-    times.extend(others);
-    times.sort();
-    times
+    Ceiling {
+        seen,
+        last_written,
+        started,
+    }
 }
 
 #[tokio::main]
@@ -679,8 +742,26 @@ async fn main() {
     let mut lasts = Vec::new();
     let writes_before = writes(&client).await;
     let cpu_before = cpu_ticks(pid);
+    let mut crd_gone = Vec::new();
+    // When the benchmark's watch saw the CRD deleted (the API server deletes its custom objects
+    // first): the part of a storm no healer can shorten.
+    let crd_gone_after = |started: Instant| {
+        gone.lock()
+            .ok()
+            .and_then(|gone| gone.get(&crd.key()).copied())
+            .filter(|at| *at >= started)
+            .map(|at| at - started)
+    };
+    let control_plane: Vec<u32> = ["kube-apiserver", "etcd", "kube-controller-manager"]
+        .into_iter()
+        .filter_map(pid_of)
+        .collect();
+    let control_plane_ticks = || control_plane.iter().map(|pid| cpu_ticks(*pid)).sum::<u64>();
+    let mut storm_control_plane_ticks = 0;
     for _ in 0..storms {
-        let (mut latencies, started) = storm(&client, &seen, &crd, &custom, &others).await;
+        let ticks = control_plane_ticks();
+        let (latencies, started) = storm(&client, &seen, &crd, &custom, &others).await;
+        storm_control_plane_ticks += control_plane_ticks() - ticks;
         // When a watch (the benchmark's own) learned of each deletion: what any healer that
         // watches cannot do better than.
         if let Ok(gone) = gone.lock() {
@@ -692,7 +773,7 @@ async fn main() {
                     .map(|at| *at - started),
             );
         }
-        latencies.sort();
+        crd_gone.extend(crd_gone_after(started));
         lasts.push(*latencies.last().expect("latencies"));
         all.extend(latencies);
         // Let the KfDefs settle (Available again) before the next storm.
@@ -723,15 +804,24 @@ async fn main() {
     let mut ceiling_all = Vec::new();
     let mut apply_ceilings = Vec::new();
     let mut apply_ceiling_all = Vec::new();
+    let mut ceiling_written = Vec::new();
+    let mut ceiling_crd_gone = Vec::new();
+    let mut ceiling_control_plane_ticks = 0;
+
     for _ in 0..storms {
-        let times = ceiling(&client, &crd, &custom, &others, Recreate::Create).await;
-        ceilings.push(*times.last().expect("times"));
-        ceiling_all.extend(times);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let times = ceiling(&client, &crd, &custom, &others, Recreate::Apply).await;
-        apply_ceilings.push(*times.last().expect("times"));
-        apply_ceiling_all.extend(times);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (mode, lasts, all) in [
+            (Recreate::Create, &mut ceilings, &mut ceiling_all),
+            (Recreate::Apply, &mut apply_ceilings, &mut apply_ceiling_all),
+        ] {
+            let ticks = control_plane_ticks();
+            let run = ceiling(&client, &seen, &crd, &custom, &others, mode).await;
+            ceiling_control_plane_ticks += control_plane_ticks() - ticks;
+            lasts.push(*run.seen.last().expect("times"));
+            all.extend(run.seen);
+            ceiling_written.push(run.last_written);
+            ceiling_crd_gone.extend(crd_gone_after(run.started));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
     ceiling_all.sort();
     apply_ceiling_all.sort();
@@ -748,6 +838,9 @@ async fn main() {
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     println!(
         "ceiling: one client re-creating the same objects at full concurrency, others by POST (create) or server-side apply (apply)"
+    );
+    println!(
+        "every time below is from the deletions to the object seen back by the benchmark's watches (custom objects: list polls)"
     );
     for (i, last) in lasts.iter().enumerate() {
         println!(
@@ -789,8 +882,24 @@ async fn main() {
             ratio(median(&lasts), median(ceilings))
         );
     }
+    if !crd_gone.is_empty() && !ceiling_crd_gone.is_empty() {
+        println!(
+            "deleted CRD gone (median):      {:.1} ms in kfop's storms, {:.1} ms in the ceilings' (the API server deletes its custom objects first)",
+            ms(median(&crd_gone)),
+            ms(median(&ceiling_crd_gone))
+        );
+    }
+    println!(
+        "ceiling's last write answered:  {:.1} ms (median, as its client timed it)",
+        ms(median(&ceiling_written))
+    );
     println!("failed heal attempts (retried):  {failed_heals}");
     println!("operator CPU per storm:          {cpu_per_storm_ms:.0} ms (storm and settling)");
+    println!(
+        "control plane CPU per storm:    {:.0} ms in kfop's storms, {:.0} ms in the ceilings' (API server, etcd, controller manager; from the deletions to all seen back)",
+        storm_control_plane_ticks as f64 * 10.0 / storms as f64,
+        ceiling_control_plane_ticks as f64 * 10.0 / (2 * storms) as f64
+    );
     println!(
         "writes during the storms:       {} {storm_writes:?}",
         storm_writes.values().sum::<f64>()

@@ -222,6 +222,10 @@ pub fn changed_by_others(before: &Live, now: &Live, written_by_kfop: bool) -> bo
 /// The union of two copies of an inventory (the stored status and the one kfop wrote last,
 /// which the stored copy may predate), one entry per object, the later copy winning.
 pub fn merge(stored: &[InventoryEntry], written_last: &[InventoryEntry]) -> Vec<InventoryEntry> {
+    if stored == written_last {
+        // The usual case once kfop's last write is stored (kfop writes one entry per object).
+        return written_last.to_vec();
+    }
     let mut by_id: BTreeMap<&ObjectId, &InventoryEntry> = BTreeMap::new();
     for entry in stored.iter().chain(written_last) {
         by_id.insert(&entry.id, entry);

@@ -61,8 +61,13 @@ pub struct Context {
     pub backoff: Backoff,
 }
 
-/// A KfDef's render and the generation it was made from.
-pub type Render = (i64, Arc<Vec<RenderedApplication>>);
+/// A KfDef's render, the generation it was made from, and the hashes of its desired objects.
+#[derive(Clone)]
+pub struct Render {
+    pub generation: i64,
+    pub apps: Arc<Vec<RenderedApplication>>,
+    pub hashes: Arc<plan::DesiredHashes>,
+}
 
 /// Why a reconcile failed, wrapped by the finalizer helper.
 #[derive(Debug, thiserror::Error)]

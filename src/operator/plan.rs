@@ -10,7 +10,8 @@ use crate::applications::RenderedApplication;
 use crate::kfdef::InventoryEntry;
 use crate::render::resource::Gvk;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 /// A kind by group, version and kind, as a rendered object names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,11 +66,35 @@ pub fn types(apps: &[RenderedApplication]) -> BTreeSet<TypeRef> {
 pub struct Candidate<'a> {
     /// Index of its application.
     pub app: usize,
+    /// Its place among its application's objects.
+    pub index: usize,
     pub id: ObjectId,
     /// The API version to apply with.
     pub version: String,
     pub namespaced: bool,
     pub object: &'a Value,
+}
+
+/// The hashes of the desired objects one render gives, each computed once: a plan that finds an
+/// object as rendered compares hashes and builds nothing (building means copying, serializing
+/// and hashing the object; CRDs are planned on every heal). Valid for one render of one KfDef
+/// only: keep it with the render.
+#[derive(Debug, Default)]
+pub struct DesiredHashes(Mutex<HashMap<DesiredKey, String>>);
+
+/// Application, place in it, namespaced, adopted: what decides a desired object's hash.
+type DesiredKey = (usize, usize, bool, bool);
+
+impl DesiredHashes {
+    fn get(&self, key: DesiredKey) -> Option<String> {
+        self.0.lock().ok()?.get(&key).cloned()
+    }
+
+    fn insert(&self, key: DesiredKey, hash: &str) {
+        if let Ok(mut hashes) = self.0.lock() {
+            hashes.insert(key, hash.to_string());
+        }
+    }
 }
 
 /// The render, identified: the objects kfop can apply now, and per-application outcomes that
@@ -97,7 +122,7 @@ pub fn identify<'a>(
             Err(e) => outcome.render_error = Some(e.to_string()),
             Ok(objects) => {
                 outcome.objects = objects.len();
-                for object in objects {
+                for (position, object) in objects.iter().enumerate() {
                     let type_ref = TypeRef::of(object);
                     let api_version = Gvk {
                         group: type_ref.group.clone(),
@@ -125,6 +150,7 @@ pub fn identify<'a>(
                     match identity(object, &type_ref, namespaced, &owner.namespace) {
                         Ok(id) => candidates.push(Candidate {
                             app: index,
+                            index: position,
                             id,
                             version: type_ref.version,
                             namespaced,
@@ -280,10 +306,11 @@ impl DeletingPrerequisites {
 }
 
 /// Plans one reconcile from the identified render, the previous inventory and the live view
-/// (which must answer for every candidate and every previous entry).
+/// (which must answer for every candidate and every previous entry). `hashes` are the render's.
 pub fn plan(
     owner: &Owner,
     identified: &Identified<'_>,
+    hashes: &DesiredHashes,
     previous: &[InventoryEntry],
     live: &LiveView,
 ) -> Plan {
@@ -322,6 +349,34 @@ pub fn plan(
             Ownership::Adopted => true,
             Ownership::Ours => false,
         };
+        let key = (
+            candidate.app,
+            candidate.index,
+            candidate.namespaced,
+            adopted,
+        );
+        if let Observed::Present(l) = observed
+            && !l.deleting
+            && !l.changed_by_others
+            && l.hash.is_some()
+            && l.hash == hashes.get(key)
+        {
+            wanted.insert(
+                id.clone(),
+                InventoryEntry {
+                    id: id.clone(),
+                    version: candidate.version.clone(),
+                    application: Some(app_name),
+                    adopted: adopted.then_some(true),
+                },
+            );
+            plan.unchanged += 1;
+            if has_readiness(&id) {
+                plan.readiness
+                    .push((candidate.app, id, candidate.version.clone()));
+            }
+            continue;
+        }
         let desired = match objects::desired(
             owner,
             &app_name,
@@ -335,6 +390,7 @@ pub fn plan(
                 continue;
             }
         };
+        hashes.insert(key, &desired.hash);
         wanted.insert(id.clone(), desired.inventory_entry(adopted));
         let heal = match observed {
             Observed::Unknown(why) => {

@@ -3,12 +3,12 @@
 //! and concurrent; prunes; releases), report status and events. On deletion, remove everything
 //! the KfDef created. Every decision is `plan`'s or `inventory`'s.
 
-use super::Context;
 use super::execute::{Executor, IN_FLIGHT, Written};
 use super::inventory::{self, Live, LiveView, ObjectId, Observed};
 use super::objects::{FIELD_MANAGER, Owner};
-use super::plan::{self, Heal, Identified, Kinds, Plan, Served, TypeRef};
+use super::plan::{self, DesiredHashes, Heal, Identified, Kinds, Plan, Served, TypeRef};
 use super::status;
+use super::{Context, Render};
 use crate::applications::RenderedApplication;
 use crate::kfdef::{InventoryEntry, KfDef, KfDefStatus};
 use futures::StreamExt;
@@ -62,32 +62,36 @@ fn owner_of(kfdef: &KfDef) -> Result<Owner, ReconcileError> {
 
 /// Renders the KfDef, reusing the last render for the same generation (a render error is
 /// retried).
-async fn rendered(kfdef: &KfDef, ctx: &Context) -> Arc<Vec<RenderedApplication>> {
+async fn rendered(kfdef: &KfDef, ctx: &Context) -> Render {
     let uid = kfdef.uid().unwrap_or_default();
     let generation = kfdef.metadata.generation.unwrap_or(0);
     if let Ok(renders) = ctx.renders.lock()
-        && let Some((cached_generation, apps)) = renders.get(&uid)
-        && *cached_generation == generation
-        && apps.iter().all(|a| a.result.is_ok())
+        && let Some(render) = renders.get(&uid)
+        && render.generation == generation
+        && render.apps.iter().all(|a| a.result.is_ok())
     {
-        return apps.clone();
+        return render.clone();
     }
     let mut apps = crate::applications::render(kfdef, &ctx.repos).await;
     // Objects of API versions the cluster no longer serves are rewritten before anything else
     // sees them: inventory, self-heal, prune and cleanup all work on the upgraded identity.
     let upgraded = super::upgrades::upgrade(&ctx.cluster, &kfdef.name_any(), &mut apps).await;
-    let apps = Arc::new(apps);
+    let render = Render {
+        generation,
+        apps: Arc::new(apps),
+        hashes: Arc::default(),
+    };
     match upgraded {
         Ok(()) => {
             if let Ok(mut renders) = ctx.renders.lock() {
-                renders.insert(uid, (generation, apps.clone()));
+                renders.insert(uid, render.clone());
             }
         }
         Err(e) => {
             tracing::warn!(kfdef = %kfdef.name_any(), error = %e, "discovery failed; objects of removed API versions wait for the next reconcile")
         }
     }
-    apps
+    render
 }
 
 async fn publish(ctx: &Context, kfdef: &KfDef, type_: EventType, reason: &str, note: String) {
@@ -215,6 +219,7 @@ struct Planner<'a> {
     ctx: &'a Context,
     owner: &'a Owner,
     apps: &'a [RenderedApplication],
+    hashes: &'a DesiredHashes,
     types: BTreeSet<TypeRef>,
     previous: &'a [InventoryEntry],
     identified: Option<(Kinds, Identified<'a>)>,
@@ -224,13 +229,15 @@ impl<'a> Planner<'a> {
     fn new(
         ctx: &'a Context,
         owner: &'a Owner,
-        apps: &'a [RenderedApplication],
+        render: &'a Render,
         previous: &'a [InventoryEntry],
     ) -> Self {
+        let apps = render.apps.as_slice();
         Self {
             ctx,
             owner,
             apps,
+            hashes: &render.hashes,
             types: plan::types(apps),
             previous,
             identified: None,
@@ -242,12 +249,20 @@ impl<'a> Planner<'a> {
     /// What this reconcile wrote already is taken as live (its watch events may still be on
     /// their way).
     async fn plan(&mut self, written_live: &LiveView, only: Option<&HashSet<ObjectId>>) -> Plan {
-        let kinds = kinds(self.ctx, &self.types).await;
+        // Discovery again only while some kind is not served: a served kind's answer is kept
+        // (see `Cluster::kind`), so asking again would change nothing.
+        let all_served = |kinds: &Kinds| kinds.values().all(|s| matches!(s, Served::Yes { .. }));
         let identified = match self.identified.take() {
-            Some((known, identified)) if known == kinds => (known, identified),
-            _ => {
-                let identified = plan::identify(self.owner, self.apps, &kinds);
-                (kinds, identified)
+            Some((known, identified)) if all_served(&known) => (known, identified),
+            previous => {
+                let kinds = kinds(self.ctx, &self.types).await;
+                match previous {
+                    Some((known, identified)) if known == kinds => (known, identified),
+                    _ => {
+                        let identified = plan::identify(self.owner, self.apps, &kinds);
+                        (kinds, identified)
+                    }
+                }
             }
         };
         let identified = &self.identified.insert(identified).1;
@@ -299,7 +314,7 @@ impl<'a> Planner<'a> {
             .filter_map(|(id, _, _)| Some((id.clone(), written_live.get(id)?.clone())))
             .collect();
         observe(self.ctx, &mut live, wanted).await;
-        plan::plan(self.owner, identified, previous, &live)
+        plan::plan(self.owner, identified, self.hashes, previous, &live)
     }
 }
 
@@ -316,14 +331,15 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     ctx.watches.register(&owner);
     let label = format!("{}/{}", owner.namespace, owner.name);
     let generation = kfdef.metadata.generation.unwrap_or(0);
-    let apps = rendered(&kfdef, &ctx).await;
-    let stored = kfdef.status.clone().unwrap_or_default();
+    let render = rendered(&kfdef, &ctx).await;
+    let no_status = KfDefStatus::default();
+    let stored = kfdef.status.as_ref().unwrap_or(&no_status);
     let written_last = ctx
         .statuses
         .lock()
         .ok()
         .and_then(|s| s.get(&owner.uid).cloned());
-    let previous_status = written_last.clone().unwrap_or_else(|| stored.clone());
+    let previous_status = written_last.as_ref().unwrap_or(stored);
     // Everything either copy lists is considered: the planner checks the live object anyway.
     let previous = inventory::merge(
         &stored.inventory,
@@ -338,7 +354,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     // in this reconcile, each object as soon as it is seen gone); once the writes are done, a
     // full plan again, for the status and for CRDs that made more kinds resolvable.
     let reconciling = ctx.watches.reconciling(&owner);
-    let mut planner = Planner::new(&ctx, &owner, &apps, &previous);
+    let mut planner = Planner::new(&ctx, &owner, &render, &previous);
     let mut seen = Deletions::default();
     let mut written: Vec<Written> = Vec::new();
     let mut executor = Executor::new(&ctx);
@@ -611,19 +627,19 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
 
     // Status.
     let mut status = status::build(
-        Some(&previous_status),
+        Some(previous_status),
         generation,
         &outcomes,
         inventory,
         Time(Timestamp::now()),
     );
-    status.upgrades = crate::upgrade::status(&apps);
+    status.upgrades = crate::upgrade::status(&render.apps);
     if let Some(note) =
         super::upgrades::skipped_note(previous_status.upgrades.as_ref(), status.upgrades.as_ref())
     {
         publish(&ctx, &kfdef, EventType::Warning, "Skipped", note).await;
     }
-    if stored != status && written_last.as_ref() != Some(&status) {
+    if *stored != status && written_last.as_ref() != Some(&status) {
         write_status(&ctx, &kfdef, status.clone()).await?;
     }
     if let Ok(mut statuses) = ctx.statuses.lock() {

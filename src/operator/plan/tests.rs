@@ -126,6 +126,8 @@ impl Sim {
     }
 
     /// Plans against the simulated cluster: every object the plan asks about is looked up.
+    /// Planned twice, with no desired hashes known and with those the first plan computed: the
+    /// plans must be the same.
     fn plan(&self, apps: &[RenderedApplication]) -> Plan {
         let identified = identify(&owner(), apps, &self.kinds);
         let view: LiveView = identified
@@ -141,7 +143,11 @@ impl Sim {
                 (id.clone(), observed)
             })
             .collect();
-        plan(&owner(), &identified, &self.inventory, &view)
+        let hashes = DesiredHashes::default();
+        let cold = plan(&owner(), &identified, &hashes, &self.inventory, &view);
+        let warm = plan(&owner(), &identified, &hashes, &self.inventory, &view);
+        assert_eq!(cold, warm, "a plan from known hashes differs");
+        cold
     }
 
     /// Executes a plan as the API server would: writes set kfop's labels and hash, prunes
@@ -603,7 +609,13 @@ fn an_object_that_cannot_be_looked_up_is_neither_written_nor_pruned() {
     let apps = [app("a", vec![config_map("one", "1")])];
     let identified = identify(&owner(), &apps, &sim.kinds);
     let view: LiveView = [(cm_id("one"), Observed::Unknown("connection refused".into()))].into();
-    let plan = plan(&owner(), &identified, &sim.inventory, &view);
+    let plan = plan(
+        &owner(),
+        &identified,
+        &DesiredHashes::default(),
+        &sim.inventory,
+        &view,
+    );
     assert_eq!(plan.all_writes().count(), 0);
     assert!(plan.prune.is_empty());
     assert_eq!(entry_names(&plan.inventory), ["one", "two"]);
