@@ -353,23 +353,23 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     // deletions are seen, and their writes join those in flight (a storm of deletions is healed
     // in this reconcile, each object as soon as it is seen gone); once the writes are done, a
     // full plan again, for the status and for CRDs that made more kinds resolvable.
-    let reconciling = ctx.watches.reconciling(&owner);
+    let mut reconciling = ctx.watches.reconciling(&owner);
     let mut planner = Planner::new(&ctx, &owner, &render, &previous);
     let mut seen = Deletions::default();
     let mut written: Vec<Written> = Vec::new();
     let mut executor = Executor::new(&ctx);
     let mut deletions = ctx.watches.deletions();
-    let mut plan = Plan::default();
     let mut passes = 0;
     let mut wrote_crds = false;
     // What to plan next: everything (`Some(None)`), some objects, or nothing. Objects already
     // seen missing come first, on their own.
     let mut next = Some(seen.unplanned(&ctx, &owner.uid));
     let mut partial_since_full = false;
-    let mut planned_all = false;
+    // The last plan of everything: its status stands once nothing is left in flight.
+    let mut full: Option<Plan> = None;
     let mut deletions_open = true;
     let took_up = std::time::Instant::now();
-    loop {
+    let plan = loop {
         if let Some(only) = next.take() {
             passes += 1;
             deletions.borrow_and_update();
@@ -378,7 +378,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             }
             let missing = seen.missing(&ctx, &owner.uid);
             seen.known_missing.extend(missing);
-            let pass = planner.plan(&seen.written_live, only.as_ref()).await;
+            let mut pass = planner.plan(&seen.written_live, only.as_ref()).await;
             tracing::debug!(kfdef = %label, passes, partial = only.is_some(), writes = pass.all_writes().count(), "planned");
             let adopted: HashSet<&ObjectId> = pass
                 .inventory
@@ -407,9 +407,9 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                 None => {
                     wrote_crds = false;
                     partial_since_full = false;
-                    planned_all = true;
-                    plan = pass;
-                    std::mem::take(&mut plan.writes)
+                    let writes = std::mem::take(&mut pass.writes);
+                    full = Some(pass);
+                    writes
                 }
             };
             executor.add(writes);
@@ -440,17 +440,17 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                 written.push(done);
             }
             None => {
-                let kinds_to_resolve = wrote_crds && waits_for_a_kind(&plan);
+                let kinds_to_resolve = wrote_crds && full.as_ref().is_some_and(waits_for_a_kind);
                 let unplanned = seen.unplanned(&ctx, &owner.uid).is_some();
                 // The status needs a plan of everything: there is always one.
                 let again = partial_since_full || kinds_to_resolve || unplanned;
-                if planned_all && !(may_replan && again) {
-                    break;
+                if let Some(plan) = full.take_if(|_| !(may_replan && again)) {
+                    break plan;
                 }
                 next = Some(None);
             }
         }
-    }
+    };
     let mut outcomes = plan.outcomes.clone();
     let mut inventory = plan.inventory.clone();
 

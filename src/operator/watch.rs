@@ -14,7 +14,6 @@ use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
@@ -28,8 +27,6 @@ struct TriggerState {
     running: bool,
     /// Triggers fired so far (a reconcile compares it with what it had seen).
     fired: u64,
-    /// A trigger was held while the reconcile ran.
-    held: bool,
 }
 
 /// Queues KfDefs for a reconcile, at most once each until the controller takes them. While a
@@ -86,7 +83,6 @@ impl Triggers {
     pub fn fire(&self, kfdef: &ObjectRef<KfDef>) {
         self.update(kfdef, |state| {
             state.fired += 1;
-            state.held |= state.running;
             !state.running
         });
     }
@@ -102,7 +98,7 @@ impl Triggers {
         Reconciling {
             triggers: self.clone(),
             kfdef,
-            seen: AtomicU64::new(fired),
+            seen: fired,
         }
     }
 }
@@ -112,12 +108,13 @@ impl Triggers {
 pub struct Reconciling {
     triggers: Arc<Triggers>,
     kfdef: ObjectRef<KfDef>,
-    seen: AtomicU64,
+    /// Triggers fired before its last look.
+    seen: u64,
 }
 
 impl Reconciling {
     /// Records that the reconcile looks at the cluster now: triggers fired so far are taken up.
-    pub fn look(&self) {
+    pub fn look(&mut self) {
         let fired = self
             .triggers
             .states
@@ -125,19 +122,18 @@ impl Reconciling {
             .ok()
             .and_then(|states| states.get(&self.kfdef).map(|s| s.fired));
         if let Some(fired) = fired {
-            self.seen.store(fired, Ordering::SeqCst);
+            self.seen = fired;
         }
     }
 }
 
 impl Drop for Reconciling {
     fn drop(&mut self) {
-        let seen = self.seen.load(Ordering::SeqCst);
+        // Any trigger fired after the reconcile started was held.
+        let seen = self.seen;
         self.triggers.update(&self.kfdef, |state| {
             state.running = false;
-            let again = state.held && state.fired != seen;
-            state.held = false;
-            again
+            state.fired != seen
         });
     }
 }
@@ -488,7 +484,7 @@ mod tests {
     fn triggers_the_reconcile_took_up_are_dropped() {
         let (triggers, stream) = Triggers::new();
         let mut stream = Box::pin(stream);
-        let reconciling = triggers.reconciling(kfdef("a"));
+        let mut reconciling = triggers.reconciling(kfdef("a"));
         triggers.fire(&kfdef("a"));
         reconciling.look();
         drop(reconciling);
