@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Built binaries and Go caches live outside the repo (see hack/control-plane/build.sh).
 export KFOP_CACHE ?= $(HOME)/.cache/kfop
 
-.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image clean help bench bundle fuzz
+.PHONY: all build release test unit-test lint fmt clippy control-plane crds run image image-oci clean help bench bundle validate-bundle fuzz
 
 all: build
 
@@ -21,7 +21,7 @@ release: ## Build kfop (release).
 control-plane: ## Build etcd, kube-apiserver and kube-controller-manager from source, once, into $(KFOP_CACHE).
 	hack/control-plane/build.sh >/dev/null
 
-test: lint control-plane ## Lint, then run every test (unit, corpus and cluster) on a local control plane.
+test: lint control-plane validate-bundle ## Lint, validate the OLM bundle, then run every test (unit, corpus and cluster) on a local control plane.
 	KFOP_REQUIRE_CLUSTER=1 KFOP_REQUIRE_INPUTS=1 KFOP_CONTROL_PLANE_BIN="$$(hack/control-plane/build.sh)" $(CARGO) test --locked --all-targets
 
 unit-test: ## Run the tests that need no cluster (cluster tests skip, saying so).
@@ -37,6 +37,9 @@ clippy:
 
 bundle: ## Regenerate the OLM bundle in bundle/ from the code and deploy/kfop.yaml.
 	$(CARGO) run --quiet -- bundle -o bundle
+
+validate-bundle: ## Check bundle/ with operator-framework's validators (default, OperatorHub, good practices); any error or warning fails.
+	hack/validate-bundle.sh
 
 crds: ## Regenerate crds/ and the CRDs of manifests/ from the Rust types.
 	$(CARGO) run --quiet -- crds > crds/kfop.yaml
@@ -58,6 +61,9 @@ fuzz: ## Run each fuzz target for FUZZ_SECONDS (needs a nightly toolchain; insta
 
 image: ## Build the container image (needs a Docker engine).
 	docker build -t kfop:dev .
+
+image-oci: release ## Build the container image offline (no Docker engine) as an OCI archive: target/kfop.oci.tar.
+	hack/image-oci.sh target/release/kfop target/kfop.oci.tar
 
 clean: ## Remove build output (not the control-plane cache).
 	$(CARGO) clean

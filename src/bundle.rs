@@ -2,10 +2,22 @@
 //! `deploy/kfop.yaml`, the CRDs, and the bundle annotations. `make bundle` writes it to `bundle/`;
 //! a test fails when the committed copy is stale.
 
+use base64::Engine;
 use serde_json::{Value, json};
 
 /// The operator's version, as the bundle names it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// When this version's bundle was made (the CSV's `createdAt`; fixed, so the bundle is
+/// reproducible).
+pub const CREATED_AT: &str = "2026-12-02T00:00:00Z";
+
+/// The bundle's channel (OLM's naming: `candidate`, `fast` or `stable`, then the major version).
+pub const CHANNEL: &str = "candidate-v0";
+
+/// The CRD the CSV owns: KfDef. The job controllers' CRDs come with the applications that deploy
+/// them (`manifests/`), as kfop deploys everything else a KfDef names.
+const OWNED_CRD: &str = "kfdefs.kfdef.apps.kubeflow.org";
 
 /// One file of the bundle: its path under `bundle/` and its content.
 pub struct BundleFile {
@@ -40,7 +52,10 @@ pub fn files() -> Result<Vec<BundleFile>, BundleError> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let crds = crate::crds::all();
+    let crds: Vec<_> = crate::crds::all()
+        .into_iter()
+        .filter(|crd| crd.metadata.name.as_deref() == Some(OWNED_CRD))
+        .collect();
     let owned: Vec<Value> = crds
         .iter()
         .map(|crd| {
@@ -48,15 +63,11 @@ pub fn files() -> Result<Vec<BundleFile>, BundleError> {
             let version = crd.spec.versions.first().map(|v| v.name.clone()).unwrap_or_default();
             json!({
                 "name": crd.metadata.name, "version": version, "kind": kind, "displayName": kind,
-                "description": match kind.as_str() {
-                    "KfDef" => "A Kubeflow deployment: manifest repos and the applications installed from them.",
-                    "TFJob" => "A distributed TensorFlow training job.",
-                    "Framework" => "A general-purpose distributed workload: task roles of pods with retry and completion policies (FrameworkController's API).",
-                    _ => "A distributed PyTorch training job.",
-                },
+                "description": "A Kubeflow deployment: manifest repos and the applications installed from them.",
             })
         })
         .collect();
+    let icon = base64::engine::general_purpose::STANDARD.encode(include_str!("../deploy/icon.svg"));
     let example = json!([{
         "apiVersion": "kfdef.apps.kubeflow.org/v1", "kind": "KfDef",
         "metadata": {"name": "kubeflow", "namespace": "kubeflow"},
@@ -71,17 +82,23 @@ pub fn files() -> Result<Vec<BundleFile>, BundleError> {
             "namespace": "placeholder",
             "annotations": {
                 "alm-examples": serde_json::to_string_pretty(&example).unwrap_or_default(),
-                "capabilities": "Deep Insights",
+                // Installs and upgrades its operands (a changed KfDef is rendered again, applied
+                // and pruned) and hands over between replicas on upgrade; no backup or alerting
+                // (docs/operator.md, Capability level).
+                "capabilities": "Seamless Upgrades",
                 "categories": "AI/Machine Learning",
                 "containerImage": image,
-                "description": "Installs Kubeflow from KfDef files, keeps it healed, and runs TFJob and PyTorchJob.",
+                "createdAt": CREATED_AT,
+                "description": "Installs Kubeflow from KfDef files and keeps it healed; deploys its own TFJob, PyTorchJob and Framework controllers.",
+                "support": "kfop maintainers",
                 "operators.operatorframework.io/builder": "kfop",
                 "repository": "https://github.com/kfop/kfop",
             },
         },
         "spec": {
             "displayName": "kfop",
-            "description": "kfop installs machine-learning platforms from KfDef files (kfdef.apps.kubeflow.org/v1): it renders each application with kustomize semantics, applies it with server-side apply, puts back deleted or edited components in milliseconds, prunes, and removes everything — cluster-scoped objects included — when a KfDef is deleted. It ships TFJob and PyTorchJob controllers.",
+            "description": "kfop installs machine-learning platforms from KfDef files (kfdef.apps.kubeflow.org/v1): it renders each application with kustomize semantics, applies it with server-side apply, puts back deleted or edited components in milliseconds, prunes, and removes everything — cluster-scoped objects included — when a KfDef is deleted. Its TFJob, PyTorchJob and Framework controllers are deployed by a KfDef like any other application (kfop's manifests/).\n\n**Permissions.** kfop applies whatever its KfDefs render — CRDs, ClusterRoles, webhooks, namespaces — so its service account is bound to every verb on every resource. Only cluster administrators should be able to create KfDefs; a KfDef can instead name a service account (annotation `kfop.dev/service-account`) whose rights it is then limited to.\n\n**Operations.** Two replicas with leader election on a Lease; Prometheus metrics on port 8080 (`/metrics`), probes on 8081 (`/healthz`, `/readyz`).",
+            "icon": [{"base64data": icon, "mediatype": "image/svg+xml"}],
             "version": VERSION,
             "maturity": "alpha",
             "minKubeVersion": "1.33.0",
@@ -89,6 +106,7 @@ pub fn files() -> Result<Vec<BundleFile>, BundleError> {
             "maintainers": [{"name": "kfop maintainers", "email": "maintainers@kfop.dev"}],
             "provider": {"name": "kfop"},
             "links": [{"name": "Source", "url": "https://github.com/kfop/kfop"}],
+            "relatedImages": [{"name": "kfop", "image": image}],
             "installModes": [
                 {"type": "OwnNamespace", "supported": false},
                 {"type": "SingleNamespace", "supported": false},
@@ -117,8 +135,8 @@ pub fn files() -> Result<Vec<BundleFile>, BundleError> {
         "operators.operatorframework.io.bundle.manifests.v1": "manifests/",
         "operators.operatorframework.io.bundle.metadata.v1": "metadata/",
         "operators.operatorframework.io.bundle.package.v1": "kfop",
-        "operators.operatorframework.io.bundle.channels.v1": "alpha",
-        "operators.operatorframework.io.bundle.channel.default.v1": "alpha",
+        "operators.operatorframework.io.bundle.channels.v1": CHANNEL,
+        "operators.operatorframework.io.bundle.channel.default.v1": CHANNEL,
     }});
     let mut out = vec![
         BundleFile {
@@ -159,13 +177,14 @@ mod tests {
     }
 
     #[test]
-    fn the_csv_owns_every_crd_and_runs_the_deployment() {
+    fn the_csv_owns_the_kfdef_crd_and_runs_the_deployment() {
         let files = files().expect("bundle");
         let csv = crate::render::yaml::parse_document(&files[0].content).expect("csv");
         let owned = csv["spec"]["customresourcedefinitions"]["owned"]
             .as_array()
             .expect("owned");
-        assert_eq!(owned.len(), crate::crds::all().len());
+        assert_eq!(owned.len(), 1);
+        assert_eq!(owned[0]["kind"], "KfDef");
         let deployment = &csv["spec"]["install"]["spec"]["deployments"][0];
         assert_eq!(deployment["name"], "kfop");
         assert_eq!(

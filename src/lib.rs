@@ -8,10 +8,13 @@ pub mod cache;
 #[cfg(feature = "testbed")]
 pub mod control_plane;
 pub mod crds;
+pub mod endpoints;
 pub mod framework;
 pub mod http_client;
 pub mod jobs;
 pub mod kfdef;
+pub mod leader;
+pub mod metrics;
 pub mod operator;
 pub mod patch;
 pub mod render;

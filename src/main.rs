@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 #[cfg(feature = "testbed")]
 use kfop::control_plane::{self, Binaries, ControlPlane};
+use kfop::endpoints::Readiness;
 use kfop::jobs::controller::{self as job_controllers, Kind};
 use kfop::jobs::engine;
 use kfop::jobs::gang::GangScheduler;
@@ -111,6 +112,33 @@ struct JobControllerArgs {
     /// API writes in flight at once.
     #[arg(long, default_value_t = job_controllers::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+    #[command(flatten)]
+    serving: ServingArgs,
+}
+
+/// Leader election, metrics and probes, shared by the long-running commands.
+#[derive(clap::Args)]
+struct ServingArgs {
+    /// Work only while holding a Lease, so that several replicas can run (one leads, the
+    /// others stand by).
+    #[arg(long)]
+    leader_elect: bool,
+    /// The Lease's name (default: kfop for `run`, kfop-job-controller for `job-controller`).
+    #[arg(long)]
+    leader_elect_lease: Option<String>,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else the kubeconfig's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_elect_namespace: Option<String>,
+    /// How long a leader's lease lasts unless renewed: a standby takes over at most this long
+    /// after the leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(kfop::leader::MIN_LEASE_SECONDS..))]
+    leader_elect_lease_seconds: u64,
+    /// Serve Prometheus metrics (/metrics) on this address, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the probes (/healthz, /readyz) on this address, e.g. 0.0.0.0:8081.
+    #[arg(long)]
+    health_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -174,6 +202,8 @@ struct RunArgs {
     /// unless something drifted).
     #[arg(long, default_value_t = 600)]
     resync_seconds: u64,
+    #[command(flatten)]
+    serving: ServingArgs,
 }
 
 #[cfg(feature = "testbed")]
@@ -421,13 +451,82 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .repo_cache
         .unwrap_or_else(kfop::repos::RepoCache::default_dir);
     let repos = kfop::repos::RepoCache::new(cache_dir).map_err(|e| e.to_string())?;
+    let ready = Readiness::default();
     let options = kfop::operator::Options {
         namespace: args.namespace,
         concurrency: args.concurrency,
         resync: Some(std::time::Duration::from_secs(args.resync_seconds)),
+        ready: ready.clone(),
     };
-    kfop::operator::run(client, repos, options).await;
-    Ok(())
+    let work = kfop::operator::run(client.clone(), repos, options);
+    serve_and_lead(client, &args.serving, "kfop", ready, async {
+        work.await;
+        Ok(())
+    })
+    .await
+}
+
+/// Serves the metrics and probes, then runs `work` — while holding the lease when leader
+/// election is on — until it ends or a shutdown signal comes.
+async fn serve_and_lead(
+    client: kube::Client,
+    serving: &ServingArgs,
+    lease: &str,
+    ready: Readiness,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    let mut addresses: Vec<std::net::SocketAddr> = serving
+        .metrics_addr
+        .iter()
+        .chain(&serving.health_addr)
+        .copied()
+        .collect();
+    addresses.dedup();
+    for addr in addresses {
+        kfop::endpoints::serve(addr, ready.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let stop = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated() => {}
+        }
+    };
+    let mut outcome = Ok(());
+    let work = async {
+        outcome = work.await;
+    };
+    if !serving.leader_elect {
+        kfop::metrics::global().leader.set(1);
+        tokio::select! {
+            () = work => {}
+            () = stop => {}
+        }
+        return outcome;
+    }
+    let config = kfop::leader::Config {
+        lease: serving
+            .leader_elect_lease
+            .clone()
+            .unwrap_or_else(|| lease.to_string()),
+        namespace: serving
+            .leader_elect_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string()),
+        identity: kfop::leader::identity(),
+        lease_seconds: serving.leader_elect_lease_seconds,
+    };
+    // A standby is ready; once it leads, it is ready again when its caches have synced.
+    let standby = ready.clone();
+    let leading = async {
+        ready.clear();
+        work.await;
+    };
+    kfop::leader::lead(client, &config, || standby.set(), leading, stop)
+        .await
+        .map_err(|e| e.to_string())?;
+    outcome
 }
 
 /// glibc's malloc gives each thread that allocates its own arena and keeps every arena's peak
@@ -515,6 +614,7 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
     let pytorch_init = pytorch_init_containers(&args)?;
+    let ready = Readiness::default();
     let options = job_controllers::Options {
         namespace: args.namespace,
         workers: args.workers,
@@ -533,15 +633,22 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
             },
         },
         framework: framework_config(args.framework_config.as_deref())?,
+        ready: ready.clone(),
     };
-    tokio::select! {
-        result = job_controllers::run(client, &args.kinds, options) => match result {
+    let work = async {
+        match job_controllers::run(client.clone(), &args.kinds, options).await {
             Ok(()) => Err("the job controllers stopped".to_string()),
             Err(e) => Err(e.to_string()),
-        },
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        () = terminated() => Ok(()),
-    }
+        }
+    };
+    serve_and_lead(
+        client.clone(),
+        &args.serving,
+        "kfop-job-controller",
+        ready,
+        work,
+    )
+    .await
 }
 
 /// The init containers of PyTorchJob workers, from the flags (a template file is read and

@@ -7,14 +7,16 @@ use super::api::{Framework, FrameworkStatus};
 use super::completion;
 use super::engine::{self, Action, Observed, Outcome};
 use super::objects;
+use crate::endpoints::{Readiness, mark_synced};
 use crate::jobs::controller::{scoped, slim_pod};
 use crate::jobs::rate_limit::WriteLimits;
+use crate::metrics::KindLabel;
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action as Requeue, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -37,6 +39,8 @@ pub struct Options {
     pub max_in_flight: usize,
     /// The engine's settings (failure classification, timeouts).
     pub engine: engine::Config,
+    /// Set once the caches have synced.
+    pub ready: Readiness,
 }
 
 /// Why a reconcile failed.
@@ -52,13 +56,12 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
-    /// A watch cache shut down (the controller is stopping).
-    #[error("the {0} watch cache stopped")]
-    CacheStopped(&'static str),
 }
 
 struct Context {
     client: Client,
+    /// Set once the pod and ConfigMap caches have listed once.
+    caches_synced: Readiness,
     pods: Store<Pod>,
     config_maps: Store<ConfigMap>,
     /// The status last written per framework (`namespace/name` → UID, status, when), used until
@@ -77,20 +80,31 @@ pub async fn run(client: Client, options: Options, limits: Arc<WriteLimits>) {
     let ours = watcher::Config::default().labels(objects::FRAMEWORK_NAME);
 
     let (pods, pod_writer) = reflector::store::<Pod>();
-    let pod_events = watcher(scoped::<Pod>(&client, namespace), ours.clone())
-        .default_backoff()
-        .modify(slim_pod)
-        .reflect(pod_writer)
-        .touched_objects();
+    let pods_synced = Readiness::default();
+    let pod_events = mark_synced(
+        watcher(scoped::<Pod>(&client, namespace), ours.clone()),
+        pods_synced.clone(),
+    )
+    .default_backoff()
+    .modify(slim_pod)
+    .reflect(pod_writer)
+    .touched_objects();
     let (config_maps, cm_writer) = reflector::store::<ConfigMap>();
-    let cm_events = watcher(scoped::<ConfigMap>(&client, namespace), ours)
-        .default_backoff()
-        .modify(|cm| cm.managed_fields_mut().clear())
-        .reflect(cm_writer)
-        .touched_objects();
+    let config_maps_synced = Readiness::default();
+    let cm_events = mark_synced(
+        watcher(scoped::<ConfigMap>(&client, namespace), ours),
+        config_maps_synced.clone(),
+    )
+    .default_backoff()
+    .modify(|cm| cm.managed_fields_mut().clear())
+    .reflect(cm_writer)
+    .touched_objects();
 
+    let caches_synced = Readiness::default();
+    caches_synced.when_all(vec![pods_synced, config_maps_synced]);
     let context = Arc::new(Context {
         client,
+        caches_synced: caches_synced.clone(),
         pods,
         config_maps,
         written: Mutex::new(HashMap::new()),
@@ -100,7 +114,30 @@ pub async fn run(client: Client, options: Options, limits: Arc<WriteLimits>) {
         engine: options.engine,
     });
     tracing::info!(namespace = ?options.namespace, workers = options.workers, "framework controller started");
-    Controller::new(frameworks, watcher::Config::default())
+    let (frameworks_cache, frameworks_writer) = reflector::store::<Framework>();
+    let frameworks_synced = Readiness::default();
+    let framework_events = reflector(
+        frameworks_writer,
+        mark_synced(
+            watcher(frameworks, watcher::Config::default()),
+            frameworks_synced.clone(),
+        ),
+    )
+    .applied_objects();
+    crate::metrics::global().count_job_phases("Framework", {
+        let frameworks_cache = frameworks_cache.clone();
+        move || {
+            frameworks_cache
+                .state()
+                .iter()
+                .map(|framework| state_name(framework.status.as_ref()))
+                .collect()
+        }
+    });
+    options
+        .ready
+        .when_all(vec![frameworks_synced, caches_synced]);
+    Controller::for_stream(framework_events, frameworks_cache)
         .with_config(ControllerConfig::default().concurrency(options.workers.max(1)))
         .owns_stream(cm_events)
         .watches_stream(pod_events, |pod: Pod| {
@@ -140,19 +177,36 @@ fn new_uid() -> String {
     )
 }
 
+/// A framework's state for the metrics, as its `State` column shows it.
+fn state_name(status: Option<&FrameworkStatus>) -> String {
+    status
+        .and_then(|s| serde_json::to_value(s.state).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "AttemptCreationPending".to_string())
+}
+
 async fn reconcile(framework: Arc<Framework>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let result = reconcile_framework(framework, ctx).await;
+    crate::metrics::global()
+        .job_reconcile_duration
+        .get_or_create(&KindLabel {
+            kind: "Framework".to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_framework(
+    framework: Arc<Framework>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, Error> {
     let namespace = framework.namespace().unwrap_or_default();
     let name = framework.name_any();
     let key = format!("{namespace}/{name}");
     let uid = framework.uid().unwrap_or_default();
-    ctx.pods
-        .wait_until_ready()
-        .await
-        .map_err(|_| Error::CacheStopped("pod"))?;
-    ctx.config_maps
-        .wait_until_ready()
-        .await
-        .map_err(|_| Error::CacheStopped("ConfigMap"))?;
+    // The first pass must see every existing pod.
+    ctx.caches_synced.wait().await;
 
     let base = ctx.base_status(&key, &uid, framework.status.as_ref());
     let mut observed = Observed {
@@ -377,10 +431,18 @@ impl Context {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
                 let name = pod.name_any();
                 match api.create(&PostParams::default(), &pod).await {
-                    Ok(created) => Ok(Some(Outcome::PodCreated {
-                        task,
-                        uid: created.uid().unwrap_or_default(),
-                    })),
+                    Ok(created) => {
+                        crate::metrics::global()
+                            .job_pods_created
+                            .get_or_create(&KindLabel {
+                                kind: "Framework".to_string(),
+                            })
+                            .inc();
+                        Ok(Some(Outcome::PodCreated {
+                            task,
+                            uid: created.uid().unwrap_or_default(),
+                        }))
+                    }
                     Err(source) => {
                         let (code, reason, message) = match &source {
                             kube::Error::Api(status) => (

@@ -3,6 +3,7 @@
 //! parallelism under a client-side rate limit, record expectations, and publish events.
 
 use super::api::{JobStatus, OPERATOR_NAME_LABEL};
+use super::conditions;
 use super::engine::{self, Action, Observed, PodGroup};
 use super::expectations::{ChildKind, Expectations, Seen};
 use super::framework::Framework;
@@ -10,6 +11,8 @@ use super::gang::GangScheduler;
 use super::pytorch::PyTorchJob;
 use super::rate_limit::{TokenBucket, WriteLimits};
 use super::tensorflow::TFJob;
+use crate::endpoints::{Readiness, mark_synced};
+use crate::metrics::KindLabel;
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
@@ -21,7 +24,7 @@ use kube::api::{
 };
 use kube::runtime::controller::{Action as Requeue, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -106,6 +109,8 @@ pub struct Options {
     pub engine: engine::Config,
     /// The Framework controller's settings (failure classification, timeouts).
     pub framework: crate::framework::engine::Config,
+    /// Set once every kind's caches have synced.
+    pub ready: Readiness,
 }
 
 impl Default for Options {
@@ -118,6 +123,7 @@ impl Default for Options {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             engine: engine::Config::default(),
             framework: crate::framework::engine::Config::default(),
+            ready: Readiness::default(),
         }
     }
 }
@@ -135,9 +141,6 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
-    /// A watch cache shut down (the controller is stopping).
-    #[error("the {0} watch cache stopped")]
-    CacheStopped(&'static str),
     /// Gang scheduling was asked for but the cluster does not serve the scheduler's PodGroups.
     #[error(
         "--gang-scheduler {scheduler} needs PodGroups ({api_version}), which the cluster does not serve: {source}"
@@ -170,9 +173,15 @@ pub async fn run(client: Client, kinds: &[Kind], options: Options) -> Result<(),
         }
     }
     let mut controllers = Vec::new();
+    let mut parts = Vec::new();
     for kind in &unique {
         let client = client.clone();
-        let options = options.clone();
+        let ready = Readiness::default();
+        parts.push(ready.clone());
+        let options = Options {
+            ready,
+            ..options.clone()
+        };
         let limits = limits.clone();
         controllers.push(match kind {
             Kind::TFJob => run_kind::<TFJob>(client, options, limits).boxed(),
@@ -184,12 +193,14 @@ pub async fn run(client: Client, kinds: &[Kind], options: Options) -> Result<(),
                     workers: options.workers,
                     max_in_flight: options.max_in_flight,
                     engine: options.framework,
+                    ready: options.ready,
                 },
                 limits,
             )
             .boxed(),
         });
     }
+    options.ready.when_all(parts);
     future::join_all(controllers).await;
     Ok(())
 }
@@ -215,6 +226,8 @@ struct Context<F: Framework> {
     pods: Store<Pod>,
     services: Store<Service>,
     pod_groups: Option<(Store<DynamicObject>, ApiResource)>,
+    /// Set once the pod, service (and PodGroup) caches have listed once.
+    caches_synced: Readiness,
     expectations: Expectations,
     /// The status last written per job (`namespace/name` → UID, status, when), used until the
     /// watch cache catches up with it.
@@ -242,29 +255,58 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
     let children = watcher::Config::default().labels(&selector);
 
     let (pods, pod_writer) = reflector::store::<Pod>();
-    let pod_events = watcher(
-        scoped::<Pod>(&client, options.namespace.as_deref()),
-        children.clone(),
+    let pods_synced = Readiness::default();
+    let pod_events = mark_synced(
+        watcher(
+            scoped::<Pod>(&client, options.namespace.as_deref()),
+            children.clone(),
+        ),
+        pods_synced.clone(),
     )
     .default_backoff()
     .modify(slim_pod)
     .reflect(pod_writer)
     .touched_objects();
     let (services, service_writer) = reflector::store::<Service>();
-    let service_events = watcher(
-        scoped::<Service>(&client, options.namespace.as_deref()),
-        children,
+    let services_synced = Readiness::default();
+    let service_events = mark_synced(
+        watcher(
+            scoped::<Service>(&client, options.namespace.as_deref()),
+            children,
+        ),
+        services_synced.clone(),
     )
     .default_backoff()
     .reflect(service_writer)
     .touched_objects();
 
-    let mut controller = Controller::new(jobs, watcher::Config::default())
+    let (jobs_cache, jobs_writer) = reflector::store::<F>();
+    let jobs_synced = Readiness::default();
+    let job_events = reflector(
+        jobs_writer,
+        mark_synced(
+            watcher(jobs, watcher::Config::default()),
+            jobs_synced.clone(),
+        ),
+    )
+    .applied_objects();
+    crate::metrics::global().count_job_phases(&F::kind(&()), {
+        let jobs_cache = jobs_cache.clone();
+        move || {
+            jobs_cache
+                .state()
+                .iter()
+                .map(|job| phase(job.job_status()))
+                .collect()
+        }
+    });
+    let mut controller = Controller::for_stream(job_events, jobs_cache)
         .with_config(ControllerConfig::default().concurrency(options.workers.max(1)))
         .owns_stream(pod_events)
         .owns_stream(service_events);
 
     let mut pod_groups = None;
+    let mut caches = vec![pods_synced, services_synced];
     if let Some(gang) = &options.engine.gang {
         let resource = pod_group_resource(gang);
         let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
@@ -273,13 +315,23 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let group_events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer)
-            .touched_objects();
+        let groups_synced = Readiness::default();
+        let group_events = mark_synced(
+            watcher(api, watcher::Config::default()),
+            groups_synced.clone(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
         controller = controller.owns_stream_with(group_events, resource.clone());
         pod_groups = Some((reader, resource));
+        caches.push(groups_synced);
     }
+    let caches_synced = Readiness::default();
+    caches_synced.when_all(caches);
+    options
+        .ready
+        .when_all(vec![jobs_synced, caches_synced.clone()]);
 
     let (events, queue) = mpsc::channel(EVENT_BUFFER);
     let recorder = Recorder::new(client.clone(), Reporter::from(F::CONTROLLER_NAME));
@@ -290,6 +342,7 @@ async fn run_kind<F: Framework>(client: Client, options: Options, limits: Arc<Wr
         pods,
         services,
         pod_groups,
+        caches_synced,
         expectations: Expectations::default(),
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
@@ -345,11 +398,36 @@ fn pod_group_resource(gang: &GangScheduler) -> ApiResource {
     )
 }
 
+/// A job's phase for the metrics: its newest true condition (`Created` before it has one).
+fn phase(status: Option<&JobStatus>) -> String {
+    status
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .rev()
+                .find(|c| c.status == conditions::TRUE)
+        })
+        .map_or_else(|| "Created".to_string(), |c| format!("{:?}", c.type_))
+}
+
 async fn reconcile<F: Framework>(job: Arc<F>, ctx: Arc<Context<F>>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let result = reconcile_job(job, ctx).await;
+    crate::metrics::global()
+        .job_reconcile_duration
+        .get_or_create(&KindLabel {
+            kind: F::kind(&()).to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_job<F: Framework>(job: Arc<F>, ctx: Arc<Context<F>>) -> Result<Requeue, Error> {
     let namespace = job.namespace().unwrap_or_default();
     let key = format!("{namespace}/{}", job.name_any());
     let uid = job.uid().unwrap_or_default();
-    ctx.wait_for_caches().await?;
+    // The first pass must see every existing pod.
+    ctx.caches_synced.wait().await;
     let outstanding = !ctx
         .expectations
         .satisfied(&key, Instant::now(), |kind, child| {
@@ -435,25 +513,6 @@ fn error_policy<F: Framework>(job: Arc<F>, error: &Error, ctx: Arc<Context<F>>) 
 }
 
 impl<F: Framework> Context<F> {
-    /// Waits until every cache has listed once (so the first pass sees every existing pod).
-    async fn wait_for_caches(&self) -> Result<(), Error> {
-        self.pods
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::CacheStopped("pod"))?;
-        self.services
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::CacheStopped("service"))?;
-        if let Some((groups, _)) = &self.pod_groups {
-            groups
-                .wait_until_ready()
-                .await
-                .map_err(|_| Error::CacheStopped("PodGroup"))?;
-        }
-        Ok(())
-    }
-
     /// The pods, services and PodGroup `job` controls.
     fn children(&self, job: &F) -> Children {
         let namespace = job.namespace().unwrap_or_default();
@@ -589,6 +648,12 @@ impl<F: Framework> Context<F> {
                 let name = pod.name_any();
                 match pods.create(&PostParams::default(), &pod).await {
                     Ok(created) => {
+                        crate::metrics::global()
+                            .job_pods_created
+                            .get_or_create(&KindLabel {
+                                kind: F::kind(&()).to_string(),
+                            })
+                            .inc();
                         self.expectations.created(
                             key,
                             ChildKind::Pod,

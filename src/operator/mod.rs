@@ -13,6 +13,7 @@ mod upgrades;
 pub mod watch;
 
 use crate::applications::RenderedApplication;
+use crate::endpoints::{Readiness, mark_synced};
 use crate::kfdef::KfDef;
 use crate::repos::RepoCache;
 use backoff::Backoff;
@@ -21,7 +22,8 @@ use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,8 @@ pub struct Options {
     pub concurrency: u16,
     /// How often a converged KfDef is compared with the cluster again (default ten minutes).
     pub resync: Option<Duration>,
+    /// Set once the KfDef cache has synced.
+    pub ready: Readiness,
 }
 
 /// Everything a reconcile needs.
@@ -79,9 +83,11 @@ pub enum Error {
 async fn reconcile(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = kfdef.namespace().unwrap_or_default();
     let api: Api<KfDef> = Api::namespaced(ctx.client.clone(), &namespace);
-    let span =
-        tracing::info_span!("reconcile", kfdef = %format!("{namespace}/{}", kfdef.name_any()));
-    finalizer(&api, objects::FINALIZER, kfdef, |event| async {
+    let label = format!("{namespace}/{}", kfdef.name_any());
+    let span = tracing::info_span!("reconcile", kfdef = %label);
+    let started = std::time::Instant::now();
+    let deleting = kfdef.metadata.deletion_timestamp.is_some();
+    let result = finalizer(&api, objects::FINALIZER, kfdef, |event| async {
         match event {
             Finalizer::Apply(kfdef) => reconcile::apply(kfdef, ctx.clone()).await,
             Finalizer::Cleanup(kfdef) => reconcile::cleanup(kfdef, ctx.clone()).await,
@@ -89,7 +95,14 @@ async fn reconcile(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Error
     })
     .instrument(span)
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let metrics = crate::metrics::global();
+    if deleting && result.is_ok() {
+        metrics.forget_kfdef(&label);
+    } else {
+        metrics.reconciled(&label, result.is_ok(), started.elapsed());
+    }
+    result
 }
 
 fn error_policy(kfdef: Arc<KfDef>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -139,7 +152,16 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) {
         namespace = options.namespace.as_deref().unwrap_or("(all)"),
         "kfop operator started"
     );
-    Controller::new(api, watcher::Config::default())
+    let (store, writer) = reflector::store();
+    let kfdefs = reflector(
+        writer,
+        mark_synced(
+            watcher(api, watcher::Config::default()),
+            options.ready.clone(),
+        ),
+    )
+    .applied_objects();
+    Controller::for_stream(kfdefs, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .reconcile_on(heals)
         .shutdown_on_signal()

@@ -11,6 +11,7 @@ use super::status;
 use super::{Context, Render};
 use crate::applications::RenderedApplication;
 use crate::kfdef::{InventoryEntry, KfDef, KfDefStatus};
+use crate::metrics::{HealLabels, KfDefLabel};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -455,6 +456,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let mut inventory = plan.inventory.clone();
 
     // Writes: failures go to the status; heals to events.
+    let metrics = crate::metrics::global();
     let mut healed = Vec::new();
     let mut heal_failures = Vec::new();
     let mut failures = Vec::new();
@@ -472,6 +474,18 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                         Heal::Changed => "set back",
                     };
                     tracing::info!(kfdef = %label, object = %id, ?heal, latency_ms = latency.map(|l| l.as_millis() as u64), "healed");
+                    metrics
+                        .heals
+                        .get_or_create(&HealLabels {
+                            heal: match heal {
+                                Heal::Missing => "missing",
+                                Heal::Changed => "changed",
+                            },
+                        })
+                        .inc();
+                    if let Some(latency) = latency {
+                        metrics.heal_latency.observe(latency.as_secs_f64());
+                    }
                     healed.push(match latency {
                         Some(latency) => format!("{what} {id} in {} ms", latency.as_millis()),
                         None => format!("{what} {id}"),
@@ -481,6 +495,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             Err(e) => {
                 let message = format!("{id}: {e}");
                 tracing::warn!(kfdef = %label, object = %id, error = %e, "apply failed");
+                metrics.api_error("apply");
                 if done.heal.is_some() {
                     heal_failures.push(message.clone());
                 }
@@ -502,6 +517,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
             Ok(_) => pruned.push(entry.id.to_string()),
             Err(e) => {
                 tracing::warn!(kfdef = %label, object = %entry.id, error = %e, "prune failed; will retry");
+                metrics.api_error("prune");
                 inventory.push(entry.clone());
             }
         }
@@ -509,6 +525,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     for entry in &plan.release {
         if let Err(e) = ctx.cluster.release(&entry.id, &entry.version).await {
             tracing::warn!(kfdef = %label, object = %entry.id, error = %e, "could not let go of an adopted object; will retry");
+            metrics.api_error("release");
             inventory.push(entry.clone());
         }
     }
@@ -529,7 +546,10 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                         (status::readiness(&value) == Some(false)).then(|| id.to_string())
                     }
                     Ok(None) => Some(format!("{id} (not found)")),
-                    Err(e) => Some(format!("{id}: {e}")),
+                    Err(e) => {
+                        crate::metrics::global().api_error("read");
+                        Some(format!("{id}: {e}"))
+                    }
                 };
                 problem.map(|p| (app, p))
             }
@@ -640,12 +660,36 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         publish(&ctx, &kfdef, EventType::Warning, "Skipped", note).await;
     }
     if *stored != status && written_last.as_ref() != Some(&status) {
-        write_status(&ctx, &kfdef, status.clone()).await?;
+        write_status(&ctx, &kfdef, status.clone())
+            .await
+            .inspect_err(|_| metrics.api_error("status"))?;
     }
     if let Ok(mut statuses) = ctx.statuses.lock() {
         statuses.insert(owner.uid.clone(), status);
     }
 
+    let kfdef_label = KfDefLabel {
+        kfdef: label.clone(),
+    };
+    metrics
+        .applied
+        .get_or_create(&kfdef_label)
+        .inc_by(count as u64);
+    metrics
+        .pruned
+        .get_or_create(&kfdef_label)
+        .inc_by(pruned.len() as u64);
+    let total =
+        |of: fn(&status::ApplicationOutcome) -> usize| outcomes.iter().map(of).sum::<usize>();
+    metrics.set_objects(
+        &label,
+        [
+            ("managed", plan.inventory.len()),
+            ("pending", total(|o| o.pending.len())),
+            ("conflicting", total(|o| o.conflicts.len())),
+            ("failed", total(|o| o.failed.len())),
+        ],
+    );
     let retry = outcomes
         .iter()
         .any(|o| !o.pending.is_empty() || !o.failed.is_empty());

@@ -8,6 +8,7 @@ use super::cluster::{Cluster, Kind};
 use super::inventory::{self, Live, ObjectId};
 use super::objects::{KFDEF_UID_LABEL, Owner};
 use crate::kfdef::KfDef;
+use crate::metrics::KindLabel;
 use futures::{Stream, StreamExt};
 use kube::Api;
 use kube::api::{DynamicObject, PartialObjectMeta};
@@ -319,6 +320,12 @@ impl Watches {
                     Ok(event) => event,
                     Err(e) => {
                         tracing::debug!(kind = %kind_name, error = %e, "watch error, retrying");
+                        crate::metrics::global()
+                            .watch_restarts
+                            .get_or_create(&KindLabel {
+                                kind: format!("{kind_name}.{group}"),
+                            })
+                            .inc();
                         continue;
                     }
                 };

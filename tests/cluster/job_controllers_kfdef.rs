@@ -56,7 +56,33 @@ async fn a_kfdef_deploys_and_heals_the_job_controllers() {
             .map(|s| s.containers[0].args.clone().unwrap_or_default())
             .unwrap_or_default()
     };
-    assert_eq!(args(&tf), vec!["job-controller", "--kinds", "tfjob"]);
+    // Each controller runs two replicas with leader election, metrics and probes.
+    let serving = |lease: &str| {
+        [
+            "--leader-elect",
+            "--leader-elect-lease",
+            lease,
+            "--metrics-addr",
+            "0.0.0.0:8080",
+            "--health-addr",
+            "0.0.0.0:8081",
+        ]
+        .map(str::to_string)
+    };
+    let expected = |head: &[&str], lease: &str, tail: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = head.iter().map(|a| a.to_string()).collect();
+        args.extend(serving(lease));
+        args.extend(tail.iter().map(|a| a.to_string()));
+        args
+    };
+    assert_eq!(
+        args(&tf),
+        expected(
+            &["job-controller", "--kinds", "tfjob"],
+            "tf-job-controller",
+            &[]
+        )
+    );
     assert_eq!(
         tf.labels().get("kfop.dev/application").map(String::as_str),
         Some("tf-job-controller")
@@ -69,12 +95,11 @@ async fn a_kfdef_deploys_and_heals_the_job_controllers() {
     .await;
     assert_eq!(
         args(&pytorch),
-        vec![
-            "job-controller",
-            "--kinds",
-            "pytorchjob",
-            "--gang-scheduler=volcano"
-        ]
+        expected(
+            &["job-controller", "--kinds", "pytorchjob"],
+            "pytorch-job-controller",
+            &["--gang-scheduler=volcano"]
+        )
     );
 
     let framework = eventually(
@@ -85,13 +110,17 @@ async fn a_kfdef_deploys_and_heals_the_job_controllers() {
     .await;
     assert_eq!(
         args(&framework),
-        vec![
-            "job-controller",
-            "--kinds",
-            "framework",
-            "--framework-config",
-            "/etc/frameworkcontroller/frameworkcontroller.yaml"
-        ]
+        expected(
+            &[
+                "job-controller",
+                "--kinds",
+                "framework",
+                "--framework-config",
+                "/etc/frameworkcontroller/frameworkcontroller.yaml"
+            ],
+            "framework-controller",
+            &[]
+        )
     );
     // Its config is a generated ConfigMap (name with a content hash) mounted into the pod.
     let config = framework

@@ -68,6 +68,7 @@ pub async fn start(client: &Client, namespace: &str) -> Operator {
         namespace: Some(namespace.to_string()),
         concurrency: 4,
         resync: None,
+        ..Default::default()
     };
     let client = client.clone();
     let task = tokio::spawn(kfop::operator::run(client, repos, options));
