@@ -202,6 +202,10 @@ struct RunArgs {
     /// unless something drifted).
     #[arg(long, default_value_t = 600)]
     resync_seconds: u64,
+    /// Apply KfDefs that name no service account (annotation kfop.dev/service-account) as this
+    /// service account of their namespace, instead of as kfop itself (multi-tenant lockdown).
+    #[arg(long)]
+    default_service_account: Option<String>,
     #[command(flatten)]
     serving: ServingArgs,
 }
@@ -441,8 +445,10 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
+        .map_err(|e| format!("reading the kube configuration: {e}"))?;
+    let client = kube::Client::try_from(config.clone())
         .map_err(|e| format!("connecting to the cluster: {e}"))?;
     if args.install_crds {
         install_crds(&client).await?;
@@ -457,6 +463,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         concurrency: args.concurrency,
         resync: Some(std::time::Duration::from_secs(args.resync_seconds)),
         ready: ready.clone(),
+        config: Some(config),
+        default_service_account: args.default_service_account,
     };
     let work = kfop::operator::run(client.clone(), repos, options);
     serve_and_lead(client, &args.serving, "kfop", ready, async {

@@ -74,23 +74,36 @@ fn kinds_of(
 const REQUESTS_IN_FLIGHT: usize = 32;
 
 /// Discovery with a cache, and object operations by kind.
+#[derive(Clone)]
 pub struct Cluster {
+    /// Reads and discovery.
     client: Client,
+    /// Writes (applies, deletes, releases): `client`, or one impersonating a service account.
+    writer: Client,
     /// Bounds the object requests in flight (and so the connections kfop holds).
-    requests: tokio::sync::Semaphore,
-    kinds: Mutex<HashMap<(String, String, String), Kind>>,
+    requests: Arc<tokio::sync::Semaphore>,
+    kinds: Arc<Mutex<HashMap<(String, String, String), Kind>>>,
     /// The served API versions, until a CRD or APIService is applied.
-    served: Mutex<Option<Arc<Served>>>,
+    served: Arc<Mutex<Option<Arc<Served>>>>,
 }
 
 impl Cluster {
     /// A cluster reached through `client`.
     pub fn new(client: Client) -> Self {
         Self {
+            writer: client.clone(),
             client,
-            requests: tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT),
-            kinds: Mutex::new(HashMap::new()),
-            served: Mutex::new(None),
+            requests: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT)),
+            kinds: Arc::default(),
+            served: Arc::default(),
+        }
+    }
+
+    /// The same cluster (caches and request limit shared) writing through `writer`.
+    pub fn writing_as(&self, writer: Client) -> Self {
+        Self {
+            writer,
+            ..self.clone()
         }
     }
 
@@ -177,10 +190,11 @@ impl Cluster {
     }
 
     fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
-        match (kind.namespaced, namespace) {
-            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &kind.resource),
-            _ => Api::all_with(self.client.clone(), &kind.resource),
-        }
+        api_with(&self.client, kind, namespace)
+    }
+
+    fn writes(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        api_with(&self.writer, kind, namespace)
     }
 
     /// Applies an object with server-side apply, taking over the fields kfop sets; returns the
@@ -202,7 +216,7 @@ impl Cluster {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let _permit = self.requests.acquire().await;
         let written = self
-            .api(&kind, key.namespace.as_deref())
+            .writes(&kind, key.namespace.as_deref())
             .patch(&key.name, &params, &Patch::Apply(&desired.object))
             .await?;
         if matches!(
@@ -260,7 +274,7 @@ impl Cluster {
         }});
         let _permit = self.requests.acquire().await;
         match self
-            .api(&kind, key.namespace.as_deref())
+            .writes(&kind, key.namespace.as_deref())
             .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
@@ -277,7 +291,7 @@ impl Cluster {
         };
         let _permit = self.requests.acquire().await;
         match self
-            .api(&kind, key.namespace.as_deref())
+            .writes(&kind, key.namespace.as_deref())
             .delete(&key.name, &DeleteParams::background())
             .await
         {
@@ -285,5 +299,12 @@ impl Cluster {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
             Err(e) => Err(e),
         }
+    }
+}
+
+fn api_with(client: &Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+    match (kind.namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &kind.resource),
+        _ => Api::all_with(client.clone(), &kind.resource),
     }
 }

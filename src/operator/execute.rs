@@ -5,7 +5,7 @@
 //! [`IN_FLIGHT`] writes of one KfDef are in flight.
 
 use super::Context;
-use super::cluster::ApplyError;
+use super::cluster::{ApplyError, Cluster};
 use super::inventory::{ObjectId, WAVES};
 use super::plan::{Heal, Write};
 use super::status;
@@ -43,6 +43,8 @@ enum Step {
 /// The pipeline of one reconcile's writes.
 pub struct Executor<'c> {
     ctx: &'c Context,
+    /// The cluster as the KfDef writes to it (kfop itself, or its service account).
+    writer: &'c Cluster,
     /// Planned writes not started yet, by wave.
     waiting: Vec<VecDeque<Write>>,
     /// Per wave: writes in flight and CRDs being waited for.
@@ -52,9 +54,10 @@ pub struct Executor<'c> {
 
 impl<'c> Executor<'c> {
     /// An empty pipeline.
-    pub fn new(ctx: &'c Context) -> Self {
+    pub fn new(ctx: &'c Context, writer: &'c Cluster) -> Self {
         Self {
             ctx,
+            writer,
             waiting: vec![VecDeque::new(); WAVES as usize],
             busy: vec![0; WAVES as usize],
             running: FuturesUnordered::new(),
@@ -108,9 +111,9 @@ impl<'c> Executor<'c> {
                     break;
                 };
                 self.busy[wave] += 1;
-                let ctx = self.ctx;
+                let (ctx, writer) = (self.ctx, self.writer);
                 self.running.push(Box::pin(async move {
-                    let result = ctx.cluster.apply(&write.object).await;
+                    let result = writer.apply(&write.object).await;
                     let result = result.map(|version| {
                         if let Some(version) = version {
                             ctx.watches.wrote(&write.object.id, version);

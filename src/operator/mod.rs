@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod cluster;
 mod execute;
+pub mod impersonation;
 pub mod inventory;
 pub mod objects;
 pub mod plan;
@@ -19,6 +20,7 @@ use crate::repos::RepoCache;
 use backoff::Backoff;
 use cluster::Cluster;
 use futures::StreamExt;
+use impersonation::Impersonation;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -44,6 +46,12 @@ pub struct Options {
     pub resync: Option<Duration>,
     /// Set once the KfDef cache has synced.
     pub ready: Readiness,
+    /// kfop's own kube configuration: KfDefs that name a service account are applied through
+    /// clients derived from it (none: such KfDefs fail).
+    pub config: Option<kube::Config>,
+    /// The service account KfDefs without `kfop.dev/service-account` are applied as (none: kfop's
+    /// own).
+    pub default_service_account: Option<String>,
 }
 
 /// Everything a reconcile needs.
@@ -63,6 +71,8 @@ pub struct Context {
     pub statuses: Mutex<HashMap<String, crate::kfdef::KfDefStatus>>,
     /// Consecutive failures per KfDef, for exponential backoff.
     pub backoff: Backoff,
+    /// The service accounts KfDefs are applied as.
+    pub impersonation: Impersonation,
 }
 
 /// A KfDef's render, the generation it was made from, and the hashes of its desired objects.
@@ -138,6 +148,7 @@ pub async fn run(client: Client, repos: RepoCache, options: Options) {
         resync: options.resync.unwrap_or(Duration::from_secs(600)),
         statuses: Mutex::new(HashMap::new()),
         backoff: Backoff::default(),
+        impersonation: Impersonation::new(options.config, options.default_service_account),
     });
     let api: Api<KfDef> = match &options.namespace {
         Some(ns) => Api::namespaced(client, ns),

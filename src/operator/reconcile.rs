@@ -33,6 +33,9 @@ pub enum ReconcileError {
     /// The API server refused a request kfop cannot do without.
     #[error("KfDef {kfdef}: {source}")]
     Api { kfdef: String, source: kube::Error },
+    /// The KfDef's service account cannot be impersonated.
+    #[error(transparent)]
+    Impersonation(#[from] super::impersonation::ImpersonationError),
     /// Deletion is waiting for objects to go away.
     #[error("KfDef {kfdef}: waiting for {count} objects to be deleted, e.g. {example}")]
     Deleting {
@@ -329,6 +332,20 @@ fn waits_for_a_kind(plan: &Plan) -> bool {
 /// Brings the cluster to what the KfDef renders.
 pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let owner = owner_of(&kfdef)?;
+    let writer = match ctx.impersonation.writer(&ctx.cluster, &kfdef) {
+        Ok(writer) => writer,
+        Err(e) => {
+            publish(
+                &ctx,
+                &kfdef,
+                EventType::Warning,
+                "ImpersonationFailed",
+                e.to_string(),
+            )
+            .await;
+            return Err(e.into());
+        }
+    };
     ctx.watches.register(&owner);
     let label = format!("{}/{}", owner.namespace, owner.name);
     let generation = kfdef.metadata.generation.unwrap_or(0);
@@ -358,7 +375,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     let mut planner = Planner::new(&ctx, &owner, &render, &previous);
     let mut seen = Deletions::default();
     let mut written: Vec<Written> = Vec::new();
-    let mut executor = Executor::new(&ctx);
+    let mut executor = Executor::new(&ctx, &writer);
     let mut deletions = ctx.watches.deletions();
     let mut passes = 0;
     let mut wrote_crds = false;
@@ -513,7 +530,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
     // Prune and release.
     let mut pruned = Vec::new();
     for entry in &plan.prune {
-        match ctx.cluster.delete(&entry.id, &entry.version).await {
+        match writer.delete(&entry.id, &entry.version).await {
             Ok(_) => pruned.push(entry.id.to_string()),
             Err(e) => {
                 tracing::warn!(kfdef = %label, object = %entry.id, error = %e, "prune failed; will retry");
@@ -523,7 +540,7 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         }
     }
     for entry in &plan.release {
-        if let Err(e) = ctx.cluster.release(&entry.id, &entry.version).await {
+        if let Err(e) = writer.release(&entry.id, &entry.version).await {
             tracing::warn!(kfdef = %label, object = %entry.id, error = %e, "could not let go of an adopted object; will retry");
             metrics.api_error("release");
             inventory.push(entry.clone());
@@ -740,6 +757,7 @@ async fn write_status(
 /// adopted, and reports whether it is all gone (the finalizer stays until then).
 pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let owner = owner_of(&kfdef)?;
+    let writer = ctx.impersonation.writer(&ctx.cluster, &kfdef)?;
     let written_last = ctx
         .statuses
         .lock()
@@ -761,10 +779,9 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
     for wave in &waves {
         let remaining: Vec<String> = futures::stream::iter(wave.clone())
             .map(|(id, version)| {
-                let ctx = &ctx;
-                let owner = &owner;
+                let (ctx, owner, writer) = (&ctx, &owner, &writer);
                 async move {
-                    if let Err(e) = ctx.cluster.delete(&id, &version).await {
+                    if let Err(e) = writer.delete(&id, &version).await {
                         tracing::warn!(object = %id, error = %e, "delete failed; will retry");
                     }
                     // The KfDef's own namespace cannot go before the KfDef does: it is
@@ -803,7 +820,7 @@ pub async fn cleanup(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Rec
             .map(|(id, version, _)| (id, version.as_str())),
     );
     for (id, version) in &adopted {
-        if let Err(e) = ctx.cluster.release(id, version).await {
+        if let Err(e) = writer.release(id, version).await {
             tracing::warn!(object = %id, error = %e, "could not let go of an adopted object");
         }
     }

@@ -11,6 +11,7 @@ mod framework;
 mod framework_examples;
 mod framework_support;
 mod heal_retry;
+mod impersonation;
 #[path = "../inputs/mod.rs"]
 mod inputs;
 mod job_controllers_kfdef;

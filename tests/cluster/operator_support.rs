@@ -53,6 +53,20 @@ pub async fn install_crds(client: &Client) {
 
 /// Starts `kfop run --namespace <namespace>` in-process (its logs go to the test's output).
 pub async fn start(client: &Client, namespace: &str) -> Operator {
+    start_with(
+        client,
+        kfop::operator::Options {
+            namespace: Some(namespace.to_string()),
+            concurrency: 4,
+            resync: None,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Starts the operator in-process with `options`.
+pub async fn start_with(client: &Client, options: kfop::operator::Options) -> Operator {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -64,12 +78,6 @@ pub async fn start(client: &Client, namespace: &str) -> Operator {
     install_crds(client).await;
     let cache = tempfile::tempdir().expect("repo cache dir");
     let repos = kfop::repos::RepoCache::new(cache.path()).expect("repo cache");
-    let options = kfop::operator::Options {
-        namespace: Some(namespace.to_string()),
-        concurrency: 4,
-        resync: None,
-        ..Default::default()
-    };
     let client = client.clone();
     let task = tokio::spawn(kfop::operator::run(client, repos, options));
     Operator {
