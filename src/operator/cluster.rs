@@ -73,6 +73,9 @@ fn kinds_of(
 /// server gains nothing from more: what it cannot serve at once, it queues.
 const REQUESTS_IN_FLIGHT: usize = 32;
 
+/// Kinds resolved so far, by (group, version, kind).
+type KindCache = HashMap<(String, String, String), Kind>;
+
 /// Discovery with a cache, and object operations by kind.
 #[derive(Clone)]
 pub struct Cluster {
@@ -82,7 +85,7 @@ pub struct Cluster {
     writer: Client,
     /// Bounds the object requests in flight (and so the connections kfop holds).
     requests: Arc<tokio::sync::Semaphore>,
-    kinds: Arc<Mutex<HashMap<(String, String, String), Kind>>>,
+    kinds: Arc<Mutex<KindCache>>,
     /// The served API versions, until a CRD or APIService is applied.
     served: Arc<Mutex<Option<Arc<Served>>>>,
 }
