@@ -16,7 +16,7 @@ V10="$CORPUS_ROOT/kubeflow-manifests-v1.0"
 [ -f "$V10/dirs.txt" ] || { echo "corpus not found at $V10" >&2; exit 1; }
 command -v kubectl >/dev/null || { echo "kubectl is needed for the CLI comparison" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is needed to read criterion's results" >&2; exit 1; }
-KRUSTY=$(hack/krusty-bench/build.sh | tail -1)
+KRUSTY=$(hack/build-go-tool.sh krusty-bench | tail -1)
 # The CLI measured is the deployed build (release profile), apart from the benches' own builds.
 cargo build --release --locked --quiet --bin kfop --target-dir target/deploy
 export KFOP_CORPUS="$CORPUS_ROOT"

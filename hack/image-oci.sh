@@ -10,7 +10,7 @@ set -euo pipefail
 BINARY=$1
 OUT=$2
 [ -f "$BINARY" ] && [ -x "$BINARY" ] || { echo "image-oci.sh: $BINARY is not an executable file" >&2; exit 1; }
-TOOL=$("$(dirname "$0")/image-oci/build.sh" | tail -n1)
+TOOL=$("$(dirname "$0")/build-go-tool.sh" image-oci | tail -n1)
 
 # `ldd` prints `name => /path (0x…)` per library and `/path/to/loader (0x…)` for the loader.
 LDD_STATUS=0

@@ -5,6 +5,6 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${1:-$ROOT/bundle}
-BIN=$("$ROOT/hack/bundle-validate/build.sh" | tail -n1)
+BIN=$("$ROOT/hack/build-go-tool.sh" bundle-validate | tail -n1)
 # The Kubernetes version kfop's tests run against: removed APIs are errors from it on.
 exec "$BIN" -k8s-version "$(cat "$ROOT/hack/control-plane/VERSION")" "$DIR"

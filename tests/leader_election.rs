@@ -104,6 +104,26 @@ impl Drop for Replica {
     }
 }
 
+/// Kills `leader` (`kill -9`) and returns how long `standby` then took to lead: at most the lease
+/// duration, plus the lease manager's random pause of up to a second after it clears an expired
+/// lease, plus slack for a loaded machine.
+async fn hand_over(leader: &mut Replica, standby: &Replica) -> Duration {
+    leader.kill();
+    let killed = Instant::now();
+    eventually(
+        Duration::from_secs(LEASE_SECONDS + 10),
+        "the standby to lead",
+        || async { standby.leading_line() },
+    )
+    .await;
+    let handover = killed.elapsed();
+    assert!(
+        handover <= Duration::from_secs(LEASE_SECONDS + 3),
+        "hand-over took {handover:?} with a {LEASE_SECONDS} s lease"
+    );
+    handover
+}
+
 /// The value of the sample `name` (with its labels, if any) in a metrics text.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -199,22 +219,8 @@ async fn a_standby_takes_over_from_a_killed_leader_and_heals() {
         "{standby_metrics}"
     );
 
-    // kill -9 the leader: the standby leads within the lease duration, plus the lease manager's
-    // random pause of up to a second after it clears an expired lease (and slack for a loaded
-    // machine), then heals.
-    first.kill();
-    let killed = Instant::now();
-    eventually(
-        Duration::from_secs(LEASE_SECONDS + 10),
-        "the standby to lead",
-        || async { second.leading_line() },
-    )
-    .await;
-    let handover = killed.elapsed();
-    assert!(
-        handover <= Duration::from_secs(LEASE_SECONDS + 3),
-        "hand-over took {handover:?} with a {LEASE_SECONDS} s lease"
-    );
+    // kill -9 the leader: the standby leads, then heals.
+    let handover = hand_over(&mut first, &second).await;
     config_maps
         .delete("web-config", &Default::default())
         .await
@@ -300,19 +306,7 @@ async fn a_standby_job_controller_takes_over_and_creates_pods() {
     })
     .await;
 
-    first.kill();
-    let killed = Instant::now();
-    eventually(
-        Duration::from_secs(LEASE_SECONDS + 10),
-        "the standby job controller to lead",
-        || async { second.leading_line() },
-    )
-    .await;
-    let handover = killed.elapsed();
-    assert!(
-        handover <= Duration::from_secs(LEASE_SECONDS + 3),
-        "hand-over took {handover:?} with a {LEASE_SECONDS} s lease"
-    );
+    let handover = hand_over(&mut first, &second).await;
 
     let jobs: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
         ns.client.clone(),
