@@ -2,10 +2,15 @@
 //! the lease works; a standby takes over when the leader's lease expires (at most one lease
 //! duration after it died) or at once when the leader lets it go on shutdown.
 
-use kube::Client;
-use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use std::future::Future;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The shortest lease kfop accepts, in seconds (the lease is renewed a third of it before it
 /// expires).
@@ -64,12 +69,64 @@ pub async fn lead<W: Future<Output = ()>, S: Future<Output = ()>>(
     if config.lease_seconds < MIN_LEASE_SECONDS {
         return Err(Error::TooShort(config.lease_seconds));
     }
-    let lease_error = |source| Error::Lease {
-        namespace: config.namespace.clone(),
-        lease: config.lease.clone(),
-        source,
+    let mut stop = std::pin::pin!(stop);
+    let mut standing_by = Some(standing_by);
+    let waited = std::time::Instant::now();
+    // The lease manager looks at a held lease again only when it expires; a lease its holder
+    // released (on shutdown) starts the election again at once.
+    let (mut leading, task) = loop {
+        let (mut leading, task) = elect(&client, config).await?;
+        if let Some(standing_by) = standing_by.take() {
+            standing_by();
+            tracing::info!(lease = %config.lease, identity = %config.identity, "waiting to lead");
+        }
+        tokio::select! {
+            became = wait_for(&mut leading, true) => {
+                if became {
+                    break (leading, task);
+                }
+                return Err(Error::Stopped {
+                    namespace: config.namespace.clone(),
+                    lease: config.lease.clone(),
+                });
+            }
+            () = released(&client, config) => {
+                tracing::info!(lease = %config.lease, "the lease was released; electing again");
+                finish(leading, task, config).await;
+            }
+            () = &mut stop => {
+                finish(leading, task, config).await;
+                return Ok(());
+            }
+        }
     };
-    let manager = LeaseManagerBuilder::new(client, &config.lease)
+    tracing::info!(lease = %config.lease, identity = %config.identity, waited_ms = waited.elapsed().as_millis() as u64, "leading");
+    crate::metrics::global().leader.set(1);
+    let outcome = tokio::select! {
+        () = work => Ok(()),
+        () = &mut stop => Ok(()),
+        _ = wait_for(&mut leading, false) => Err(Error::Lost {
+            namespace: config.namespace.clone(),
+            lease: config.lease.clone(),
+        }),
+    };
+    crate::metrics::global().leader.set(0);
+    finish(leading, task, config).await;
+    outcome
+}
+
+/// A lease manager taking part in the election: its lease state, and its task.
+async fn elect(
+    client: &Client,
+    config: &Config,
+) -> Result<
+    (
+        watch::Receiver<bool>,
+        JoinHandle<Result<LeaseManager, LeaseManagerError>>,
+    ),
+    Error,
+> {
+    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease)
         .with_namespace(&config.namespace)
         .with_identity(&config.identity)
         .with_duration(config.lease_seconds)
@@ -77,38 +134,20 @@ pub async fn lead<W: Future<Output = ()>, S: Future<Output = ()>>(
         .with_field_manager(format!("kfop-leader-{}", config.identity))
         .build()
         .await
-        .map_err(lease_error)?;
-    let (mut leading, task) = manager.watch().await;
-    standing_by();
-    tracing::info!(lease = %config.lease, identity = %config.identity, "waiting to lead");
-    let waited = std::time::Instant::now();
-    let mut stop = std::pin::pin!(stop);
-    let became_leader = tokio::select! {
-        became = wait_for(&mut leading, true) => became,
-        () = &mut stop => false,
-    };
-    let outcome = if became_leader {
-        tracing::info!(lease = %config.lease, identity = %config.identity, waited_ms = waited.elapsed().as_millis() as u64, "leading");
-        crate::metrics::global().leader.set(1);
-        let outcome = tokio::select! {
-            () = work => Ok(()),
-            () = &mut stop => Ok(()),
-            _ = wait_for(&mut leading, false) => Err(Error::Lost {
-                namespace: config.namespace.clone(),
-                lease: config.lease.clone(),
-            }),
-        };
-        crate::metrics::global().leader.set(0);
-        outcome
-    } else if leading.has_changed().is_err() {
-        Err(Error::Stopped {
+        .map_err(|source| Error::Lease {
             namespace: config.namespace.clone(),
             lease: config.lease.clone(),
-        })
-    } else {
-        Ok(())
-    };
-    // Closing the channel makes the lease manager release the lease (if it holds it).
+            source,
+        })?;
+    Ok(manager.watch().await)
+}
+
+/// Stops a lease manager: closing its channel makes it release the lease if it holds it.
+async fn finish(
+    leading: watch::Receiver<bool>,
+    task: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
+    config: &Config,
+) {
     drop(leading);
     if tokio::time::timeout(Duration::from_secs(5), task)
         .await
@@ -116,11 +155,34 @@ pub async fn lead<W: Future<Output = ()>, S: Future<Output = ()>>(
     {
         tracing::warn!(lease = %config.lease, "the lease was not released in time; a standby takes over when it expires");
     }
-    outcome
+}
+
+/// Resolves when the lease, seen held, is seen with no holder (its holder released it).
+async fn released(client: &Client, config: &Config) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+    let selector = watcher::Config::default().fields(&format!("metadata.name={}", config.lease));
+    let mut leases = std::pin::pin!(watcher(api, selector).default_backoff().applied_objects());
+    let mut seen_held = false;
+    while let Some(event) = leases.next().await {
+        let Ok(lease) = event else {
+            continue;
+        };
+        let held = lease
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.holder_identity.as_deref())
+            .is_some_and(|holder| !holder.is_empty());
+        if held {
+            seen_held = true;
+        } else if seen_held {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Waits until the lease state is `state`; false if the election stopped first.
-async fn wait_for(leading: &mut tokio::sync::watch::Receiver<bool>, state: bool) -> bool {
+async fn wait_for(leading: &mut watch::Receiver<bool>, state: bool) -> bool {
     leading.wait_for(|now| *now == state).await.is_ok()
 }
 
