@@ -130,13 +130,13 @@ struct ServingArgs {
     #[arg(long, env = "POD_NAMESPACE")]
     leader_elect_namespace: Option<String>,
     /// How long a leader's lease lasts unless renewed: a standby takes over at most this long
-    /// after the leader dies.
+    /// (and a second) after the leader dies.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(kfop::leader::MIN_LEASE_SECONDS..))]
     leader_elect_lease_seconds: u64,
-    /// Serve Prometheus metrics (/metrics) on this address, e.g. 0.0.0.0:8080.
+    /// Serve Prometheus metrics (/metrics, and the probes too) on this address, e.g. 0.0.0.0:8080.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Serve the probes (/healthz, /readyz) on this address, e.g. 0.0.0.0:8081.
+    /// Serve the probes (/healthz, /readyz, and /metrics too) on this address, e.g. 0.0.0.0:8081.
     #[arg(long)]
     health_addr: Option<std::net::SocketAddr>,
 }
