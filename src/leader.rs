@@ -56,9 +56,9 @@ fn grace(seconds: u64) -> u64 {
 }
 
 /// Waits until this replica holds the lease (calling `standing_by` once the election is under
-/// way), then runs `work` while it does. Returns when `work` ends or `stop` (a shutdown signal)
-/// comes, releasing the lease for a fast hand-over, or fails with [`Error::Lost`] when the lease
-/// is lost (`work` is dropped).
+/// way) or `stop` (a shutdown signal) comes, then runs `work` while it does. Returns when `work`
+/// ends (it must end on a shutdown signal itself), releasing the lease for a fast hand-over, or
+/// fails with [`Error::Lost`] when the lease is lost (`work` is dropped).
 pub async fn lead<W: Future<Output = ()>, S: Future<Output = ()>>(
     client: Client,
     config: &Config,
@@ -104,7 +104,6 @@ pub async fn lead<W: Future<Output = ()>, S: Future<Output = ()>>(
     crate::metrics::global().leader.set(1);
     let outcome = tokio::select! {
         () = work => Ok(()),
-        () = &mut stop => Ok(()),
         _ = wait_for(&mut leading, false) => Err(Error::Lost {
             namespace: config.namespace.clone(),
             lease: config.lease.clone(),

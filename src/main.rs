@@ -467,21 +467,39 @@ async fn run(args: RunArgs) -> Result<(), String> {
         default_service_account: args.default_service_account,
     };
     let work = kfop::operator::run(client.clone(), repos, options);
-    serve_and_lead(client, &args.serving, "kfop", ready, async {
-        work.await;
-        Ok(())
-    })
+    // The operator finishes the reconciles in flight on SIGTERM (well within a pod's default
+    // 30 s grace period).
+    serve_and_lead(
+        client,
+        &args.serving,
+        "kfop",
+        ready,
+        async {
+            work.await;
+            Ok(())
+        },
+        OnSignal::StopsWithin(std::time::Duration::from_secs(20)),
+    )
     .await
 }
 
+/// How `work` given to [`serve_and_lead`] stops on a shutdown signal.
+enum OnSignal {
+    /// It stops by itself (finishing what is in flight); it is dropped if it takes longer.
+    StopsWithin(std::time::Duration),
+    /// It is dropped at once.
+    Drop,
+}
+
 /// Serves the metrics and probes, then runs `work` — while holding the lease when leader
-/// election is on — until it ends or a shutdown signal comes.
+/// election is on — until it ends or a shutdown signal stops it.
 async fn serve_and_lead(
     client: kube::Client,
     serving: &ServingArgs,
     lease: &str,
     ready: Readiness,
     work: impl std::future::Future<Output = Result<(), String>>,
+    on_signal: OnSignal,
 ) -> Result<(), String> {
     let mut addresses: Vec<std::net::SocketAddr> = serving
         .metrics_addr
@@ -495,23 +513,22 @@ async fn serve_and_lead(
             .await
             .map_err(|e| e.to_string())?;
     }
-    let stop = async {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = terminated() => {}
-        }
-    };
-    let mut outcome = Ok(());
     let work = async {
-        outcome = work.await;
+        let deadline = async {
+            signalled().await;
+            if let OnSignal::StopsWithin(grace) = on_signal {
+                tokio::time::sleep(grace).await;
+                tracing::warn!(seconds = grace.as_secs(), "still stopping; giving up");
+            }
+        };
+        tokio::select! {
+            outcome = work => outcome,
+            () = deadline => Ok(()),
+        }
     };
     if !serving.leader_elect {
         kfop::metrics::global().leader.set(1);
-        tokio::select! {
-            () = work => {}
-            () = stop => {}
-        }
-        return outcome;
+        return work.await;
     }
     let config = kfop::leader::Config {
         lease: serving
@@ -527,14 +544,23 @@ async fn serve_and_lead(
     };
     // A standby is ready; once it leads, it is ready again when its caches have synced.
     let standby = ready.clone();
+    let mut outcome = Ok(());
     let leading = async {
         ready.clear();
-        work.await;
+        outcome = work.await;
     };
-    kfop::leader::lead(client, &config, || standby.set(), leading, stop)
+    kfop::leader::lead(client, &config, || standby.set(), leading, signalled())
         .await
         .map_err(|e| e.to_string())?;
     outcome
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn signalled() {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated() => {}
+    }
 }
 
 /// glibc's malloc gives each thread that allocates its own arena and keeps every arena's peak
@@ -655,6 +681,7 @@ async fn job_controller(args: JobControllerArgs) -> Result<(), String> {
         "kfop-job-controller",
         ready,
         work,
+        OnSignal::Drop,
     )
     .await
 }
