@@ -13,40 +13,40 @@ use std::time::Duration;
 
 /// A KfDef, `namespace/name`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KfDefLabel {
-    pub kfdef: String,
+struct KfDefLabel {
+    kfdef: String,
 }
 
 /// A KfDef and how its reconcile ended (`success` or `error`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReconcileLabels {
-    pub kfdef: String,
-    pub result: &'static str,
+struct ReconcileLabels {
+    kfdef: String,
+    result: &'static str,
 }
 
 /// A KfDef and a state its objects are in (`managed`, `pending`, `conflicting`, `failed`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ObjectLabels {
-    pub kfdef: String,
-    pub state: &'static str,
+struct ObjectLabels {
+    kfdef: String,
+    state: &'static str,
 }
 
 /// What kind of heal: `missing` (re-created) or `changed` (set back).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HealLabels {
-    pub heal: &'static str,
+struct HealLabels {
+    heal: &'static str,
 }
 
 /// The API request that failed: `apply`, `prune`, `release`, `read`, `status`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabel {
-    pub operation: &'static str,
+struct OperationLabel {
+    operation: &'static str,
 }
 
 /// A watched kind, `Kind.group`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: String,
+struct KindLabel {
+    kind: String,
 }
 
 /// A job kind and a phase (its newest true condition, or the Framework's state).
@@ -58,7 +58,7 @@ struct PhaseLabels {
 
 /// Buckets from 5 ms to about 80 s, doubling.
 #[derive(Clone)]
-pub struct SecondsBuckets;
+struct SecondsBuckets;
 
 impl MetricConstructor<Histogram> for SecondsBuckets {
     fn new_metric(&self) -> Histogram {
@@ -114,27 +114,27 @@ impl Collector for JobPhases {
 pub struct Metrics {
     registry: Registry,
     /// Reconcile duration per KfDef and result.
-    pub reconcile_duration: Family<ReconcileLabels, Histogram, SecondsBuckets>,
+    reconcile_duration: Family<ReconcileLabels, Histogram, SecondsBuckets>,
     /// From a managed object's deletion seen by the watch to kfop's re-creation written.
-    pub heal_latency: Histogram,
+    heal_latency: Histogram,
     /// Heals written, by kind of heal.
-    pub heals: Family<HealLabels, Counter>,
+    heals: Family<HealLabels, Counter>,
     /// Objects per KfDef and state, as of its last reconcile.
-    pub objects: Family<ObjectLabels, Gauge>,
+    objects: Family<ObjectLabels, Gauge>,
     /// Objects written (created or changed) per KfDef.
-    pub applied: Family<KfDefLabel, Counter>,
+    applied: Family<KfDefLabel, Counter>,
     /// Objects pruned per KfDef.
-    pub pruned: Family<KfDefLabel, Counter>,
+    pruned: Family<KfDefLabel, Counter>,
     /// Failed API requests by operation.
-    pub api_errors: Family<OperationLabel, Counter>,
+    api_errors: Family<OperationLabel, Counter>,
     /// Watches of managed kinds that failed and were started again.
-    pub watch_restarts: Family<KindLabel, Counter>,
+    watch_restarts: Family<KindLabel, Counter>,
     /// 1 while this replica holds the leader lease (or runs without leader election).
     pub leader: Gauge,
     /// Pods the job controllers created, by job kind.
-    pub job_pods_created: Family<KindLabel, Counter>,
+    job_pods_created: Family<KindLabel, Counter>,
     /// Job reconcile duration by job kind.
-    pub job_reconcile_duration: Family<KindLabel, Histogram, SecondsBuckets>,
+    job_reconcile_duration: Family<KindLabel, Histogram, SecondsBuckets>,
     job_phases: JobPhases,
 }
 
@@ -248,14 +248,64 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&ReconcileLabels {
                 kfdef: kfdef.to_string(),
-                result: if ok { "success" } else { "error" },
+                result: result(ok),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an object put back (`missing`: re-created, `changed`: set back) and, for a
+    /// re-creation, how long it was gone.
+    pub fn healed(&self, heal: &'static str, gone_for: Option<Duration>) {
+        self.heals.get_or_create(&HealLabels { heal }).inc();
+        if let Some(gone_for) = gone_for {
+            self.heal_latency.observe(gone_for.as_secs_f64());
+        }
+    }
+
+    /// Counts the objects a reconcile of `kfdef` wrote and pruned.
+    pub fn wrote(&self, kfdef: &str, applied: usize, pruned: usize) {
+        let label = KfDefLabel {
+            kfdef: kfdef.to_string(),
+        };
+        self.applied.get_or_create(&label).inc_by(applied as u64);
+        self.pruned.get_or_create(&label).inc_by(pruned as u64);
+    }
+
+    /// Counts a watch of a managed kind (`Kind.group`) that failed and starts again.
+    pub fn watch_restarted(&self, kind: String) {
+        self.watch_restarts.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// Counts a pod a job controller of `kind` created.
+    pub fn job_pod_created(&self, kind: &str) {
+        self.job_pods_created
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records a job reconcile of `kind` that took `elapsed`.
+    pub fn job_reconciled(&self, kind: &str, elapsed: Duration) {
+        self.job_reconcile_duration
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
             })
             .observe(elapsed.as_secs_f64());
     }
 
     /// Sets how many objects of `kfdef` are in each state.
-    pub fn set_objects(&self, kfdef: &str, counts: [(&'static str, usize); 4]) {
-        for (state, count) in counts {
+    pub fn set_objects(&self, kfdef: &str, counts: ObjectCounts) {
+        let ObjectCounts {
+            managed,
+            pending,
+            conflicting,
+            failed,
+        } = counts;
+        for (state, count) in OBJECT_STATES
+            .into_iter()
+            .zip([managed, pending, conflicting, failed])
+        {
             self.objects
                 .get_or_create(&ObjectLabels {
                     kfdef: kfdef.to_string(),
@@ -278,10 +328,10 @@ impl Metrics {
                 state,
             });
         }
-        for result in ["success", "error"] {
+        for ok in [true, false] {
             self.reconcile_duration.remove(&ReconcileLabels {
                 kfdef: kfdef.to_string(),
-                result,
+                result: result(ok),
             });
         }
     }
@@ -305,8 +355,26 @@ impl Metrics {
     }
 }
 
-/// The states [`Metrics::set_objects`] counts.
-pub const OBJECT_STATES: [&str; 4] = ["managed", "pending", "conflicting", "failed"];
+/// The states [`Metrics::set_objects`] counts, in [`ObjectCounts`]' order.
+const OBJECT_STATES: [&str; 4] = ["managed", "pending", "conflicting", "failed"];
+
+/// How many objects of a KfDef are in each state, as of its last reconcile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObjectCounts {
+    /// In its inventory.
+    pub managed: usize,
+    /// Waiting to be written (a kind not served yet, a transient error).
+    pub pending: usize,
+    /// Owned by another KfDef or manager.
+    pub conflicting: usize,
+    /// Refused by the API server.
+    pub failed: usize,
+}
+
+/// A reconcile result's label value.
+fn result(ok: bool) -> &'static str {
+    if ok { "success" } else { "error" }
+}
 
 #[cfg(test)]
 mod tests {
@@ -319,12 +387,11 @@ mod tests {
         metrics.reconciled("ns/a", true, Duration::from_millis(30));
         metrics.set_objects(
             "ns/a",
-            [
-                ("managed", 3),
-                ("pending", 1),
-                ("conflicting", 0),
-                ("failed", 0),
-            ],
+            ObjectCounts {
+                managed: 3,
+                pending: 1,
+                ..Default::default()
+            },
         );
         metrics.count_job_phases("TFJob", || {
             vec!["Running".into(), "Running".into(), "Succeeded".into()]

@@ -91,18 +91,8 @@ async fn idle_installs_write_nothing_and_restarts_converge_quietly() {
             overlays: &["extra"],
             parameters: &[],
         },
-        App {
-            name: "rbac",
-            path: "rbac",
-            overlays: &[],
-            parameters: &[],
-        },
-        App {
-            name: "crd",
-            path: "crd",
-            overlays: &[],
-            parameters: &[],
-        },
+        App::plain("rbac"),
+        App::plain("crd"),
     ];
     let logs = tempfile::tempdir().expect("log dir");
     let first_log = logs.path().join("first.log");

@@ -173,12 +173,7 @@ async fn a_standby_takes_over_from_a_killed_leader_and_heals() {
 
     let repo = op::fixture_repo(&ns.name);
     let uri = format!("file://{}", repo.path().display());
-    let apps = [App {
-        name: "web",
-        path: "web",
-        overlays: &[],
-        parameters: &[],
-    }];
+    let apps = [App::plain("web")];
     op::apply_kfdef(
         &ns.client,
         &ns.name,

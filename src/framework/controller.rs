@@ -10,7 +10,6 @@ use super::objects;
 use crate::endpoints::{Readiness, mark_synced};
 use crate::jobs::controller::{scoped, slim_pod};
 use crate::jobs::rate_limit::WriteLimits;
-use crate::metrics::KindLabel;
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -188,12 +187,7 @@ fn state_name(status: Option<&FrameworkStatus>) -> String {
 async fn reconcile(framework: Arc<Framework>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let result = reconcile_framework(framework, ctx).await;
-    crate::metrics::global()
-        .job_reconcile_duration
-        .get_or_create(&KindLabel {
-            kind: "Framework".to_string(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    crate::metrics::global().job_reconciled("Framework", started.elapsed());
     result
 }
 
@@ -432,12 +426,7 @@ impl Context {
                 let name = pod.name_any();
                 match api.create(&PostParams::default(), &pod).await {
                     Ok(created) => {
-                        crate::metrics::global()
-                            .job_pods_created
-                            .get_or_create(&KindLabel {
-                                kind: "Framework".to_string(),
-                            })
-                            .inc();
+                        crate::metrics::global().job_pod_created("Framework");
                         Ok(Some(Outcome::PodCreated {
                             task,
                             uid: created.uid().unwrap_or_default(),

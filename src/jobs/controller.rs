@@ -12,7 +12,6 @@ use super::pytorch::PyTorchJob;
 use super::rate_limit::{TokenBucket, WriteLimits};
 use super::tensorflow::TFJob;
 use crate::endpoints::{Readiness, mark_synced};
-use crate::metrics::KindLabel;
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
@@ -413,12 +412,7 @@ fn phase(status: Option<&JobStatus>) -> String {
 async fn reconcile<F: Framework>(job: Arc<F>, ctx: Arc<Context<F>>) -> Result<Requeue, Error> {
     let started = Instant::now();
     let result = reconcile_job(job, ctx).await;
-    crate::metrics::global()
-        .job_reconcile_duration
-        .get_or_create(&KindLabel {
-            kind: F::kind(&()).to_string(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    crate::metrics::global().job_reconciled(&F::kind(&()), started.elapsed());
     result
 }
 
@@ -648,12 +642,7 @@ impl<F: Framework> Context<F> {
                 let name = pod.name_any();
                 match pods.create(&PostParams::default(), &pod).await {
                     Ok(created) => {
-                        crate::metrics::global()
-                            .job_pods_created
-                            .get_or_create(&KindLabel {
-                                kind: F::kind(&()).to_string(),
-                            })
-                            .inc();
+                        crate::metrics::global().job_pod_created(&F::kind(&()));
                         self.expectations.created(
                             key,
                             ChildKind::Pod,

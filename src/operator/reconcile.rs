@@ -11,7 +11,7 @@ use super::status;
 use super::{Context, Render};
 use crate::applications::RenderedApplication;
 use crate::kfdef::{InventoryEntry, KfDef, KfDefStatus};
-use crate::metrics::{HealLabels, KfDefLabel};
+use crate::metrics::ObjectCounts;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -491,18 +491,13 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
                         Heal::Changed => "set back",
                     };
                     tracing::info!(kfdef = %label, object = %id, ?heal, latency_ms = latency.map(|l| l.as_millis() as u64), "healed");
-                    metrics
-                        .heals
-                        .get_or_create(&HealLabels {
-                            heal: match heal {
-                                Heal::Missing => "missing",
-                                Heal::Changed => "changed",
-                            },
-                        })
-                        .inc();
-                    if let Some(latency) = latency {
-                        metrics.heal_latency.observe(latency.as_secs_f64());
-                    }
+                    metrics.healed(
+                        match heal {
+                            Heal::Missing => "missing",
+                            Heal::Changed => "changed",
+                        },
+                        latency,
+                    );
                     healed.push(match latency {
                         Some(latency) => format!("{what} {id} in {} ms", latency.as_millis()),
                         None => format!("{what} {id}"),
@@ -685,27 +680,17 @@ pub async fn apply(kfdef: Arc<KfDef>, ctx: Arc<Context>) -> Result<Action, Recon
         statuses.insert(owner.uid.clone(), status);
     }
 
-    let kfdef_label = KfDefLabel {
-        kfdef: label.clone(),
-    };
-    metrics
-        .applied
-        .get_or_create(&kfdef_label)
-        .inc_by(count as u64);
-    metrics
-        .pruned
-        .get_or_create(&kfdef_label)
-        .inc_by(pruned.len() as u64);
+    metrics.wrote(&label, count, pruned.len());
     let total =
         |of: fn(&status::ApplicationOutcome) -> usize| outcomes.iter().map(of).sum::<usize>();
     metrics.set_objects(
         &label,
-        [
-            ("managed", plan.inventory.len()),
-            ("pending", total(|o| o.pending.len())),
-            ("conflicting", total(|o| o.conflicts.len())),
-            ("failed", total(|o| o.failed.len())),
-        ],
+        ObjectCounts {
+            managed: plan.inventory.len(),
+            pending: total(|o| o.pending.len()),
+            conflicting: total(|o| o.conflicts.len()),
+            failed: total(|o| o.failed.len()),
+        },
     );
     let retry = outcomes
         .iter()

@@ -8,7 +8,6 @@ use super::cluster::{Cluster, Kind};
 use super::inventory::{self, Live, ObjectId};
 use super::objects::{KFDEF_UID_LABEL, Owner};
 use crate::kfdef::KfDef;
-use crate::metrics::KindLabel;
 use futures::{Stream, StreamExt};
 use kube::Api;
 use kube::api::{DynamicObject, PartialObjectMeta};
@@ -320,12 +319,7 @@ impl Watches {
                     Ok(event) => event,
                     Err(e) => {
                         tracing::debug!(kind = %kind_name, error = %e, "watch error, retrying");
-                        crate::metrics::global()
-                            .watch_restarts
-                            .get_or_create(&KindLabel {
-                                kind: format!("{kind_name}.{group}"),
-                            })
-                            .inc();
+                        crate::metrics::global().watch_restarted(format!("{kind_name}.{group}"));
                         continue;
                     }
                 };

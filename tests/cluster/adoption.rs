@@ -43,12 +43,7 @@ async fn objects_found_in_place_are_adopted_and_never_deleted() {
     let operator = op::start(&ns.client, &ns.name).await;
     let repo = op::fixture_repo(&ns.name);
     let uri = format!("file://{}", repo.path().display());
-    let base = [App {
-        name: "web",
-        path: "web",
-        overlays: &[],
-        parameters: &[],
-    }];
+    let base = [App::plain("web")];
     op::apply_kfdef(
         &ns.client,
         &ns.name,

@@ -21,12 +21,7 @@ async fn the_second_kfdef_reports_a_conflict_and_takes_nothing_over() {
     else {
         return;
     };
-    let apps = [App {
-        name: "rbac",
-        path: "rbac",
-        overlays: &[],
-        parameters: &[],
-    }];
+    let apps = [App::plain("rbac")];
     op::apply_kfdef(
         &ns.client,
         &ns.name,

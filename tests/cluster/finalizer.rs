@@ -33,18 +33,8 @@ async fn deleting_a_kfdef_removes_everything_it_created() {
             overlays: &[],
             parameters: &[("namespace", other.as_str())],
         },
-        App {
-            name: "rbac",
-            path: "rbac",
-            overlays: &[],
-            parameters: &[],
-        },
-        App {
-            name: "crd",
-            path: "crd",
-            overlays: &[],
-            parameters: &[],
-        },
+        App::plain("rbac"),
+        App::plain("crd"),
     ];
     op::apply_kfdef(
         &ns.client,

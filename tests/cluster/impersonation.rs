@@ -81,12 +81,7 @@ async fn a_kfdef_with_a_service_account_creates_only_what_the_account_may() {
 
     let repo = op::fixture_repo(&ns.name);
     let uri = format!("file://{}", repo.path().display());
-    let apps = [App {
-        name: "web",
-        path: "web",
-        overlays: &[],
-        parameters: &[],
-    }];
+    let apps = [App::plain("web")];
     let mut document = op::kfdef("kf", &ns.name, &uri, &apps);
     document["metadata"]["annotations"] =
         json!({kfop::operator::impersonation::SERVICE_ACCOUNT_ANNOTATION: "deployer"});

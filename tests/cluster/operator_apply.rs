@@ -40,18 +40,8 @@ async fn applies_everything(form: RepoForm, test: &str) {
             overlays: &["extra"],
             parameters: &[("greeting", "hi")],
         },
-        App {
-            name: "rbac",
-            path: "rbac",
-            overlays: &[],
-            parameters: &[],
-        },
-        App {
-            name: "crd",
-            path: "crd",
-            overlays: &[],
-            parameters: &[],
-        },
+        App::plain("rbac"),
+        App::plain("crd"),
     ];
     op::apply_kfdef(
         &ns.client,

@@ -113,12 +113,7 @@ pub async fn setup(test: &str) -> Option<Setup> {
 /// `setup`, then a KfDef `kf` with the one application `app` (the fixture directory of that name).
 pub async fn setup_with_app(test: &str, app: &str) -> Option<Setup> {
     let setup = setup(test).await?;
-    let apps = [App {
-        name: app,
-        path: app,
-        overlays: &[],
-        parameters: &[],
-    }];
+    let apps = [App::plain(app)];
     let document = kfdef("kf", &setup.ns.name, &setup.uri, &apps);
     apply_kfdef(&setup.ns.client, &setup.ns.name, &document).await;
     Some(setup)
@@ -155,6 +150,19 @@ pub struct App<'a> {
     pub path: &'a str,
     pub overlays: &'a [&'a str],
     pub parameters: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> App<'a> {
+    /// The fixture directory `name` as an application of that name, with no overlays or
+    /// parameters.
+    pub fn plain(name: &'a str) -> Self {
+        Self {
+            name,
+            path: name,
+            overlays: &[],
+            parameters: &[],
+        }
+    }
 }
 
 /// A KfDef over one repo at `uri`.

@@ -28,12 +28,7 @@ async fn removed_applications_and_overlays_are_pruned() {
             overlays: &["extra"],
             parameters: &[("color", "red")],
         },
-        App {
-            name: "rbac",
-            path: "rbac",
-            overlays: &[],
-            parameters: &[],
-        },
+        App::plain("rbac"),
     ];
     op::apply_kfdef(
         &ns.client,

@@ -26,26 +26,7 @@ async fn deleted_and_changed_objects_are_put_back() {
     else {
         return;
     };
-    let apps = [
-        App {
-            name: "web",
-            path: "web",
-            overlays: &[],
-            parameters: &[],
-        },
-        App {
-            name: "rbac",
-            path: "rbac",
-            overlays: &[],
-            parameters: &[],
-        },
-        App {
-            name: "crd",
-            path: "crd",
-            overlays: &[],
-            parameters: &[],
-        },
-    ];
+    let apps = [App::plain("web"), App::plain("rbac"), App::plain("crd")];
     op::apply_kfdef(
         &ns.client,
         &ns.name,
